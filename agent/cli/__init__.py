@@ -1,0 +1,17 @@
+"""The `sre-agent` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from agent.cli.scenarios_cmd import scenarios_app
+from agent.cli.tools_cmd import tools_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="An SRE agent that finds the silent incidents dashboards miss.")
+app.add_typer(tools_app, name="tools")
+app.add_typer(scenarios_app, name="scenarios")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,50 @@
+"""`sre-agent scenarios list|validate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent.cli.common import err, out
+from tools.replay.scenario import ScenarioError, list_scenarios, load_scenario
+
+scenarios_app = typer.Typer(no_args_is_help=True, help="List and validate scenario worlds.")
+
+
+@scenarios_app.command("list")
+def list_command(
+    root: Annotated[Path | None, typer.Option(help="folder of scenario folders (default: built-in)")] = None,
+) -> None:
+    """List scenarios with their expected verdict."""
+    table = Table("id", "expected", "title")
+    for folder in list_scenarios(root):
+        try:
+            scenario = load_scenario(folder)
+        except ScenarioError as exc:
+            table.add_row(folder.name, "[red]invalid[/]", str(exc).splitlines()[0])
+            continue
+        expected: str = scenario.expect.status if scenario.expect else "-"
+        if scenario.expect and scenario.expect.category:
+            expected += f" / {scenario.expect.category}"
+        table.add_row(scenario.id, expected, scenario.title)
+    out.print(table)
+
+
+@scenarios_app.command("validate")
+def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario folders, files or ids")]) -> None:
+    """Validate scenario files: report file, field and reason for each problem."""
+    failed = 0
+    for path in paths:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            failed += 1
+            err.print(f"[red]invalid[/] {exc}", markup=True)
+            continue
+        out.print(f"ok {scenario.id}: {len(scenario.world.deployments)} deployments, "
+                  f"{len(scenario.world.queues)} queues, clock {scenario.clock.now.isoformat()}")
+    if failed:
+        raise typer.Exit(1)

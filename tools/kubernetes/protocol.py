@@ -1,0 +1,73 @@
+"""What the tools need from Kubernetes, read-only. Live and replay backends both implement this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+
+class Condition(BaseModel):
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    last_transition: datetime | None = None
+
+
+class PodInfo(BaseModel):
+    name: str
+    phase: str
+    ready: bool
+    restarts: int = 0
+    waiting_reason: str | None = None
+    last_termination_reason: str | None = None
+    started_at: datetime | None = None
+    node: str | None = None
+
+
+class DeploymentInfo(BaseModel):
+    namespace: str
+    name: str
+    desired: int
+    ready: int = 0
+    available: int = 0
+    updated: int = 0
+    unavailable: int = 0
+    images: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    selector: dict[str, str] = Field(default_factory=dict)
+    conditions: list[Condition] = Field(default_factory=list)
+    revision: int | None = None
+    created: datetime | None = None
+
+
+class KubeEvent(BaseModel):
+    namespace: str
+    type: str = "Normal"
+    reason: str
+    message: str
+    kind: str
+    name: str
+    source: str | None = None
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+
+
+class ClusterReader(Protocol):
+    def list_namespaces(self) -> list[str]: ...
+
+    def list_deployments(self, namespace: str) -> list[DeploymentInfo]: ...
+
+    def read_deployment(self, namespace: str, name: str) -> DeploymentInfo:
+        """Raise NotFound when the deployment does not exist."""
+        ...
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[PodInfo]: ...
+
+    def list_events(
+        self, namespace: str, since: datetime, kind: str | None = None, name: str | None = None
+    ) -> list[KubeEvent]: ...

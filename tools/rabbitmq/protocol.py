@@ -1,0 +1,34 @@
+"""What the tools need from RabbitMQ's management API. Live and replay backends both implement this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+
+class QueueInfo(BaseModel):
+    vhost: str
+    name: str
+    messages: int = 0
+    ready: int = 0
+    unacked: int = 0
+    consumers: int = 0
+    consumer_utilisation: float | None = None
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
+    ack_rate: float | None = None
+    depth_rate: float | None = None
+    idle_since: datetime | None = None
+    durable: bool = False
+    state: str | None = None
+    depth_samples: list[tuple[datetime, int]] = Field(default_factory=list)
+
+
+class BrokerReader(Protocol):
+    def list_queues(self, vhost: str | None = None) -> list[QueueInfo]: ...
+
+    def get_queue(self, vhost: str, name: str, history_seconds: int = 0) -> QueueInfo:
+        """One queue; with `history_seconds`, depth samples over that window. Raise NotFound if absent."""
+        ...

@@ -1,0 +1,19 @@
+"""Scenario worlds replayed through the same protocols as the live sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tools.replay.backends import FaultInjector, ReplayBroker, ReplayCluster, ReplayLogs, ReplayMetrics
+from tools.replay.scenario import Scenario, load_scenario
+from tools.replay.world import World
+from tools.toolkit import Sources
+
+
+def replay_sources(scenario: Scenario | str | Path) -> Sources:
+    loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    world = World(loaded)
+    faults = FaultInjector(loaded.world.faults)
+    return Sources(logs=ReplayLogs(world, faults), metrics=ReplayMetrics(world, faults),
+                   cluster=ReplayCluster(world, faults), broker=ReplayBroker(world, faults),
+                   clock=lambda: world.now, label=f"replay:{loaded.id}", extras={"world": world, "scenario": loaded})

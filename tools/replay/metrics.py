@@ -1,0 +1,105 @@
+"""Datadog metrics derived from a world's snapshots: KSM, kubelet and RabbitMQ integration series."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tools.replay.world import METRIC_INTERVAL, World, _stable_hash
+
+
+@dataclass
+class RawSeries:
+    metric: str
+    tags: dict[str, str]
+    times: list[datetime]
+    values: list[float | None]
+
+
+def _jitter(seed: int, *parts: object) -> float:
+    return (_stable_hash(seed, *parts) % 2001) / 1000.0 - 1.0
+
+
+def _sample_times(world: World) -> list[datetime]:
+    first = world.start + timedelta(seconds=(-world.start.timestamp()) % METRIC_INTERVAL)
+    count = int((world.now - first).total_seconds() // METRIC_INTERVAL) + 1
+    return [first + timedelta(seconds=METRIC_INTERVAL * i) for i in range(max(0, count))]
+
+
+def _rate(totals: list[int], index: int) -> float:
+    if index == 0:
+        return 0.0
+    return max(0, totals[index] - totals[index - 1]) / METRIC_INTERVAL
+
+
+def derive_series(world: World) -> list[RawSeries]:
+    times = _sample_times(world)
+    snaps = [world.snapshot_at(t) for t in times]
+    seed = world.scenario.seed
+    series: list[RawSeries] = []
+    for (namespace, name), sim in world.deployments.items():
+        tags = {"kube_namespace": namespace, "kube_deployment": name,
+                "kube_cluster_name": world.scenario.world.cluster}
+        replica_rows = [s.deployments[(namespace, name)] for s in snaps]
+        for metric, column in (("replicas_desired", 0), ("replicas_available", 1), ("replicas", 2)):
+            series.append(RawSeries(f"kubernetes_state.deployment.{metric}", tags, times,
+                                    [float(r[column]) for r in replica_rows]))
+        series.append(RawSeries("kubernetes_state.deployment.replicas_unavailable", tags, times,
+                                [float(max(0, r[0] - r[1])) for r in replica_rows]))
+        container_tags = {**tags, "kube_container_name": name}
+        series.append(RawSeries("kubernetes.containers.restarts", container_tags, times,
+                                [float(r[3]) for r in replica_rows]))
+        cpu: list[float | None] = []
+        mem: list[float | None] = []
+        for t, r in zip(times, replica_rows, strict=True):
+            running = r[1]
+            cpu.append(sim.spec.cpu_millicores * 1e6 * running * (1 + 0.15 * _jitter(seed, name, "cpu", t))
+                       if running else None)
+            mem.append(sim.spec.memory_mib * 2**20 * running * (1 + 0.03 * _jitter(seed, name, "mem", t))
+                       if running else None)
+        series.append(RawSeries("kubernetes.cpu.usage.total", container_tags, times, cpu))
+        series.append(RawSeries("kubernetes.memory.usage", container_tags, times, mem))
+    broker = world.scenario.world.broker
+    node = broker.node if broker else "rabbit@localhost"
+    broker_ns = (broker.namespace or world.namespace) if broker else world.namespace
+    for (vhost, name), _queue in world.queues.items():
+        tags = {"rabbitmq_queue": name, "rabbitmq_vhost": vhost, "rabbitmq_node": node, "kube_namespace": broker_ns}
+        rows = [s.queues[(vhost, name)] for s in snaps]
+        up = [r[4] for r in rows]
+
+        def gated(values: list[float], up: list[bool] = up) -> list[float | None]:
+            return [v if alive else None for v, alive in zip(values, up, strict=True)]
+
+        published = [r[2] for r in rows]
+        delivered = [r[3] for r in rows]
+        series += [
+            RawSeries("rabbitmq.queue.messages", tags, times, gated([float(r[0]) for r in rows])),
+            RawSeries("rabbitmq.queue.messages_ready", tags, times, gated([float(r[0]) for r in rows])),
+            RawSeries("rabbitmq.queue.messages_unacknowledged", tags, times, gated([0.0 for _ in rows])),
+            RawSeries("rabbitmq.queue.consumers", tags, times, gated([float(r[1]) for r in rows])),
+            RawSeries("rabbitmq.queue.messages.publish.rate", tags, times,
+                      gated([_rate(published, i) for i in range(len(rows))])),
+            RawSeries("rabbitmq.queue.messages.deliver_get.rate", tags, times,
+                      gated([_rate(delivered, i) for i in range(len(rows))])),
+            RawSeries("rabbitmq.queue.messages.ack.rate", tags, times,
+                      gated([_rate(delivered, i) for i in range(len(rows))])),
+        ]
+    for extra in world.scenario.world.metrics:
+        anchors = sorted(extra.points, key=lambda p: p.at)
+        keys = [p.at for p in anchors]
+        values: list[float | None] = []
+        for t in times:
+            i = bisect_right(keys, t)
+            if i == 0 or (i == len(anchors) and t > keys[-1] + timedelta(minutes=5)):
+                values.append(None if i == 0 else anchors[-1].value)
+                continue
+            if i == len(anchors):
+                base = anchors[-1].value
+            else:
+                a, b = anchors[i - 1], anchors[i]
+                frac = (t - a.at) / (b.at - a.at)
+                base = a.value + (b.value - a.value) * frac
+            values.append(base * (1 + extra.noise * _jitter(seed, extra.metric, t)))
+        series.append(RawSeries(extra.metric, dict(extra.tags), times, values))
+    return series

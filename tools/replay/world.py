@@ -1,0 +1,447 @@
+"""A scenario world simulated over time.
+
+Every signal derives from one timeline: deployments decide which pods are up, flows publish to queues only
+while the broker is up, consumers drain queues only while their deployment has available pods, and logs,
+Kubernetes events, KSM/RabbitMQ metrics and the management API are all read off the same state. Seeded, so
+two replays are identical. `advance_to` and the actions let remediation run against it over simulated time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tools.datadog.protocol import LogRecord
+from tools.kubernetes.protocol import KubeEvent
+from tools.replay.scenario import Deployment, FlowStep, LogStatus, PodState, Queue, ReplicaChange, Scenario
+
+TICK = timedelta(seconds=5)
+METRIC_INTERVAL = 15
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _stable_hash(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def _suffix(length: int, *parts: object) -> str:
+    value = _stable_hash(*parts)
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return "".join(chars)
+
+
+@dataclass
+class PodSim:
+    name: str
+    created: datetime
+    state: PodState
+    reason: str | None
+    node: str
+
+    def ready_at(self, startup: int) -> datetime:
+        return self.created + timedelta(seconds=startup)
+
+    def restarts(self, now: datetime) -> int:
+        if self.state != "crashloop":
+            return 0
+        elapsed = (now - self.created).total_seconds()
+        count, spent, backoff = 0, 0.0, 10.0
+        while spent + 5 + backoff <= elapsed:
+            spent += 5 + backoff
+            count += 1
+            backoff = min(backoff * 2, 300.0)
+        return count
+
+
+@dataclass
+class Revision:
+    number: int
+    image: str
+    pod_state: PodState
+    reason: str | None
+    template_hash: str
+
+
+@dataclass
+class DeploymentSim:
+    spec: Deployment
+    namespace: str
+    desired: int
+    revision: Revision
+    history: list[Revision]
+    annotations: dict[str, str]
+    pods: list[PodSim] = field(default_factory=list)
+    pod_counter: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.spec.labels or {"name": self.spec.name}
+
+    def available(self, now: datetime) -> int:
+        return sum(
+            1 for p in self.pods if p.state == "running" and p.ready_at(self.spec.startup_seconds) <= now
+        )
+
+    def crashing(self) -> bool:
+        return any(p.state == "crashloop" for p in self.pods)
+
+
+@dataclass
+class QueueSim:
+    spec: Queue
+    ready: deque[dict[str, str]]
+    published: int = 0
+    delivered: int = 0
+    last_activity: datetime | None = None
+    consume_credit: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    time: datetime
+    deployments: dict[tuple[str, str], tuple[int, int, int, int]]  # desired, available, pods, restarts
+    queues: dict[tuple[str, str], tuple[int, int, int, int, bool]]  # ready, consumers, published, delivered, up
+
+
+class World:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.rng = random.Random(scenario.seed)
+        self.start = scenario.world.start
+        self.now = self.start
+        self.logs: list[LogRecord] = []
+        self.events: list[KubeEvent] = []
+        self.snapshots: list[Snapshot] = []
+        self.deployments: dict[tuple[str, str], DeploymentSim] = {}
+        self._timelines: dict[tuple[str, str], list[ReplicaChange]] = {}
+        self._counter = 0
+        for spec in scenario.world.deployments:
+            self._add_deployment(spec)
+        self.queues: dict[tuple[str, str], QueueSim] = {
+            (q.vhost, q.name): QueueSim(q, deque(self._message_vars() for _ in range(q.initial_depth)))
+            for q in scenario.world.queues
+        }
+        self._pending_logs = sorted(scenario.world.logs, key=lambda log: log.at)
+        for event in scenario.world.events:
+            self.events.append(
+                KubeEvent(
+                    namespace=event.namespace or self.namespace, type=event.type, reason=event.reason,
+                    message=event.message, kind=event.kind, name=event.name, source=event.source,
+                    first_seen=event.at, last_seen=event.at,
+                )
+            )
+        self._snapshot()
+        self.advance_to(scenario.clock.now)
+
+    @property
+    def namespace(self) -> str:
+        return self.scenario.world.namespace
+
+    def _add_deployment(self, spec: Deployment) -> None:
+        namespace = spec.namespace or self.namespace
+        timeline = (
+            [ReplicaChange(at=self.start, replicas=spec.replicas)] if isinstance(spec.replicas, int)
+            else sorted(spec.replicas, key=lambda change: change.at)
+        )
+        first = timeline[0]
+        revision = self._new_revision(spec.name, 1, first.image or spec.image, first.pod_state, first.reason)
+        sim = DeploymentSim(spec, namespace, 0, revision, [revision], dict(spec.annotations))
+        self.deployments[(namespace, spec.name)] = sim
+        self._timelines[(namespace, spec.name)] = list(timeline)
+        # Changes after the clock are the recorded future; a replay only moves past `now` through actions.
+        timeline = [c for c in timeline if c.at <= self.scenario.clock.now]
+        initial = [c for c in timeline if c.at <= self.start]
+        if initial:
+            change = initial[-1]
+            sim.annotations.update(change.annotations)
+            sim.desired = change.replicas
+            for _ in range(change.replicas):
+                self._create_pod(sim, self.start - timedelta(hours=6), emit=False)
+            self._timelines[(namespace, spec.name)] = [c for c in timeline if c.at > self.start]
+
+    def _new_revision(self, name: str, number: int, image: str, state: PodState, reason: str | None) -> Revision:
+        template_hash = _suffix(10, self.scenario.seed, name, image, number)
+        return Revision(number, image, state, reason, template_hash)
+
+    def _message_vars(self) -> dict[str, str]:
+        self._counter += 1
+        return {
+            "id": f"{self.rng.getrandbits(96):024x}",
+            "uuid": f"{self.rng.getrandbits(128):032x}",
+            "n": str(self._counter),
+            "ms": str(self.rng.randint(2, 60)),
+        }
+
+    # ---- pods and events -------------------------------------------------------------------------------
+
+    def replica_set(self, sim: DeploymentSim) -> str:
+        return f"{sim.name}-{sim.revision.template_hash}"
+
+    def _create_pod(self, sim: DeploymentSim, at: datetime, *, emit: bool = True) -> None:
+        sim.pod_counter += 1
+        name = f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.name, sim.pod_counter)}"
+        node = f"node-{_stable_hash(self.scenario.seed, name) % 3 + 1}"
+        pod = PodSim(name, at, sim.revision.pod_state, sim.revision.reason, node)
+        sim.pods.append(pod)
+        if emit:
+            self._event(sim.namespace, "ReplicaSet", self.replica_set(sim), "SuccessfulCreate",
+                        f"Created pod: {name}", at, source="replicaset-controller")
+            self._event(sim.namespace, "Pod", name, "Scheduled",
+                        f"Successfully assigned {sim.namespace}/{name} to {node}", at, source="default-scheduler")
+            if pod.state in ("running", "crashloop"):
+                self._event(sim.namespace, "Pod", name, "Started", f"Started container {sim.name}",
+                            at + timedelta(seconds=2), source="kubelet")
+            if pod.state == "imagepull":
+                self._event(sim.namespace, "Pod", name, "Failed",
+                            f'Failed to pull image "{sim.revision.image}": not found', at, "Warning", "kubelet")
+
+    def _delete_pod(self, sim: DeploymentSim, pod: PodSim, at: datetime, rs_name: str) -> None:
+        sim.pods.remove(pod)
+        self._event(sim.namespace, "Pod", pod.name, "Killing", f"Stopping container {sim.name}", at, source="kubelet")
+        self._event(sim.namespace, "ReplicaSet", rs_name, "SuccessfulDelete", f"Deleted pod: {pod.name}", at,
+                    source="replicaset-controller")
+
+    def _event(self, namespace: str, kind: str, name: str, reason: str, message: str, at: datetime,
+               type_: str = "Normal", source: str | None = None) -> None:
+        self.events.append(KubeEvent(namespace=namespace, type=type_, reason=reason, message=message, kind=kind,
+                                     name=name, source=source, first_seen=at, last_seen=at))
+
+    def _scale(self, sim: DeploymentSim, replicas: int, at: datetime) -> None:
+        before = sim.desired
+        if replicas == before:
+            return
+        rs_name = self.replica_set(sim)
+        verb = "down" if replicas < before else "up"
+        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                    f"Scaled {verb} replica set {rs_name} to {replicas} from {before}", at,
+                    source="deployment-controller")
+        sim.desired = replicas
+        while len(sim.pods) > replicas:
+            self._delete_pod(sim, sim.pods[-1], at, rs_name)
+        while len(sim.pods) < replicas:
+            self._create_pod(sim, at)
+
+    def _rollout(self, sim: DeploymentSim, revision: Revision, at: datetime) -> None:
+        old_rs = self.replica_set(sim)
+        sim.revision = revision
+        if revision not in sim.history:
+            sim.history.append(revision)
+        new_rs = self.replica_set(sim)
+        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                    f"Scaled up replica set {new_rs} to {sim.desired}", at, source="deployment-controller")
+        for pod in list(sim.pods):
+            self._delete_pod(sim, pod, at, old_rs)
+        for _ in range(sim.desired):
+            self._create_pod(sim, at)
+        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                    f"Scaled down replica set {old_rs} to 0 from {sim.desired}", at, source="deployment-controller")
+
+    def _apply_change(self, sim: DeploymentSim, change: ReplicaChange) -> None:
+        sim.annotations.update(change.annotations)
+        image = change.image or sim.revision.image
+        if (image, change.pod_state, change.reason) != (sim.revision.image, sim.revision.pod_state,
+                                                        sim.revision.reason):
+            revision = self._new_revision(sim.name, sim.revision.number + 1, image, change.pod_state, change.reason)
+            sim.desired = change.replicas
+            self._rollout(sim, revision, change.at)
+        else:
+            self._scale(sim, change.replicas, change.at)
+
+    # ---- actions (remediation) -------------------------------------------------------------------------
+
+    def deployment(self, namespace: str, name: str) -> DeploymentSim | None:
+        return self.deployments.get((namespace, name))
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        sim = self.deployments[(namespace, name)]
+        self._scale(sim, replicas, self.now)
+
+    def rollout_restart(self, namespace: str, name: str) -> None:
+        sim = self.deployments[(namespace, name)]
+        sim.annotations["kubectl.kubernetes.io/restartedAt"] = self.now.isoformat()
+        current = sim.revision
+        self._rollout(sim, Revision(current.number + 1, current.image, current.pod_state, current.reason,
+                                    _suffix(10, self.scenario.seed, sim.name, "restart", self.now)), self.now)
+
+    def rollback(self, namespace: str, name: str) -> Revision | None:
+        sim = self.deployments[(namespace, name)]
+        previous = [r for r in sim.history if r.number < sim.revision.number]
+        if not previous:
+            return None
+        target = previous[-1]
+        restored = Revision(sim.revision.number + 1, target.image, target.pod_state, target.reason,
+                            target.template_hash)
+        self._rollout(sim, restored, self.now)
+        return restored
+
+    # ---- simulation --------------------------------------------------------------------------------------
+
+    def broker_up(self, at: datetime) -> bool:
+        broker = self.scenario.world.broker
+        if broker is None:
+            return True
+        sim = self.deployments[(broker.namespace or self.namespace, broker.deployment)]
+        return sim.available(at) > 0
+
+    def consumers(self, queue: Queue, at: datetime) -> int:
+        if queue.consumer is None or not self.broker_up(at):
+            return 0
+        sim = self.deployments[(queue.consumer.namespace or self.namespace, queue.consumer.deployment)]
+        return sim.available(at) * queue.consumer.per_replica
+
+    def advance_to(self, until: datetime) -> None:
+        while self.now + TICK <= until:
+            self._tick(self.now, self.now + TICK)
+            self.now += TICK
+            self._snapshot()
+        self.logs.sort(key=lambda record: record.timestamp)
+
+    def _arrivals(self, rate_per_min: float, begin: datetime, end: datetime) -> list[datetime]:
+        expected = rate_per_min * (end - begin).total_seconds() / 60.0
+        threshold, count, product = math.exp(-expected), 0, self.rng.random()
+        while product > threshold:
+            count += 1
+            product *= self.rng.random()
+        span = (end - begin).total_seconds()
+        return sorted(begin + timedelta(seconds=self.rng.uniform(0, span)) for _ in range(count))
+
+    def _tick(self, begin: datetime, end: datetime) -> None:
+        for key, timeline in self._timelines.items():
+            while timeline and timeline[0].at < end:
+                self._apply_change(self.deployments[key], timeline.pop(0))
+        while self._pending_logs and self._pending_logs[0].at < end:
+            log = self._pending_logs.pop(0)
+            sim = self.deployments[(self.namespace, log.deployment)]
+            self._log(sim, log.at, log.message, log.status, {}, dict(log.attributes))
+        for flow in self.scenario.world.flows:
+            if (flow.start and end <= flow.start) or (flow.end and begin >= flow.end):
+                continue
+            for at in self._arrivals(flow.rate_per_min, begin, end):
+                self._run_flow(flow.steps, at)
+        for queue in self.queues.values():
+            self._consume(queue, begin, end)
+        for sim in self.deployments.values():
+            for stream in sim.spec.logs:
+                if (stream.start and end <= stream.start) or (stream.end and begin >= stream.end):
+                    continue
+                for at in self._arrivals(stream.rate_per_min, begin, end):
+                    if not self._stream_active(sim, stream.when, at):
+                        continue
+                    self._log(sim, at, stream.message, stream.status, self._message_vars(), dict(stream.attributes))
+
+    @staticmethod
+    def _stream_active(sim: DeploymentSim, when: str, at: datetime) -> bool:
+        if when == "always":
+            return bool(sim.pods)
+        if when == "crashing":
+            return sim.crashing()
+        return sim.available(at) > 0
+
+    def _run_flow(self, steps: list[FlowStep], at: datetime) -> None:
+        variables = self._message_vars()
+        for index, step in enumerate(steps):
+            moment = at + timedelta(milliseconds=15 * index)
+            if step.publish:
+                queue = self.queues[("/", step.publish)] if ("/", step.publish) in self.queues else next(
+                    q for q in self.queues.values() if q.spec.name == step.publish)
+                if self.broker_up(moment):
+                    queue.ready.append(dict(variables))
+                    queue.published += 1
+                    queue.last_activity = moment
+                elif step.on_publish_failure:
+                    failure = step.on_publish_failure
+                    if failure.deployment and failure.message:
+                        sim = self.deployments[(self.namespace, failure.deployment)]
+                        self._log(sim, moment, failure.message, failure.status, variables, dict(failure.attributes))
+                continue
+            assert step.deployment and step.message
+            sim = self.deployments[(self.namespace, step.deployment)]
+            if sim.available(moment) == 0:
+                return
+            self._log(sim, moment, step.message, step.status, variables, dict(step.attributes))
+
+    def _consume(self, queue: QueueSim, begin: datetime, end: datetime) -> None:
+        consumers = self.consumers(queue.spec, end)
+        if consumers == 0 or queue.spec.consumer is None:
+            queue.consume_credit = 0.0
+            return
+        consumer = queue.spec.consumer
+        queue.consume_credit += consumers * consumer.rate_per_min * (end - begin).total_seconds() / 60.0
+        sim = self.deployments[(consumer.namespace or self.namespace, consumer.deployment)]
+        step = (end - begin) / max(1, len(queue.ready))
+        index = 0
+        while queue.ready and queue.consume_credit >= 1.0:
+            variables = queue.ready.popleft()
+            queue.consume_credit -= 1.0
+            queue.delivered += 1
+            moment = begin + step * index + timedelta(milliseconds=40)
+            index += 1
+            queue.last_activity = moment
+            if consumer.message:
+                self._log(sim, moment, consumer.message, consumer.status, variables, {})
+        if not queue.ready:
+            queue.consume_credit = min(queue.consume_credit, 1.0)
+
+    def _log(self, sim: DeploymentSim, at: datetime, template: str, status: LogStatus,
+             variables: dict[str, str], attributes: dict[str, Any]) -> None:
+        pods = [p for p in sim.pods if p.state != "running" or p.ready_at(sim.spec.startup_seconds) <= at] or sim.pods
+        pod = pods[self.rng.randrange(len(pods))] if pods else None
+        try:
+            message = template.format(**variables) if variables else template
+        except (KeyError, IndexError, ValueError):
+            message = template
+        service = sim.labels.get("app", sim.labels.get("name", sim.name))
+        tags = [f"kube_namespace:{sim.namespace}", f"kube_deployment:{sim.name}", f"service:{service}",
+                f"kube_cluster_name:{self.scenario.world.cluster}", f"image_name:{sim.revision.image.split(':')[0]}"]
+        if pod:
+            tags.append(f"pod_name:{pod.name}")
+        self.logs.append(LogRecord(timestamp=at, service=service, status=status, host=pod.node if pod else None,
+                                   message=message, tags=tags, attributes=attributes))
+
+    def _snapshot(self) -> None:
+        at = self.now
+        deployments = {
+            key: (sim.desired, sim.available(at), len(sim.pods), sum(p.restarts(at) for p in sim.pods))
+            for key, sim in self.deployments.items()
+        }
+        queues = {
+            key: (len(q.ready), self.consumers(q.spec, at), q.published, q.delivered, self.broker_up(at))
+            for key, q in self.queues.items()
+        }
+        self.snapshots.append(Snapshot(at, deployments, queues))
+
+    def snapshot_at(self, at: datetime) -> Snapshot:
+        index = min(len(self.snapshots) - 1, max(0, int((at - self.start) / TICK)))
+        return self.snapshots[index]
+
+    def crash_events(self) -> list[KubeEvent]:
+        """BackOff events of crash-looping pods, aggregated the way the API server counts them."""
+        events = []
+        for sim in self.deployments.values():
+            for pod in sim.pods:
+                restarts = pod.restarts(self.now)
+                if pod.state == "crashloop" and restarts:
+                    events.append(KubeEvent(
+                        namespace=sim.namespace, type="Warning", reason="BackOff",
+                        message=f"Back-off restarting failed container {sim.name} in pod {pod.name}",
+                        kind="Pod", name=pod.name, source="kubelet",
+                        first_seen=pod.created + timedelta(seconds=15), last_seen=self.now, count=restarts))
+                if pod.state == "imagepull":
+                    events.append(KubeEvent(
+                        namespace=sim.namespace, type="Warning", reason="BackOff",
+                        message=f'Back-off pulling image "{sim.revision.image}"', kind="Pod", name=pod.name,
+                        source="kubelet", first_seen=pod.created + timedelta(seconds=10), last_seen=self.now,
+                        count=max(1, int((self.now - pod.created).total_seconds() // 60))))
+        return events
