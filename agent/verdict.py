@@ -42,7 +42,8 @@ class Evidence(_Model):
     claim: str = Field(description="what this tool result shows, in one sentence")
     tool_call_id: str = Field(description="id of the tool call whose result supports the claim")
     observed: dict[str, Any] = Field(
-        default_factory=dict, description="the numbers/values from that result, keyed by field name, e.g. {'consumers': 0}")
+        default_factory=dict,
+        description="the numbers/values from that result, keyed by field name, e.g. {'consumers': 0}")
 
 
 class Impact(_Model):

@@ -42,12 +42,13 @@ class Trend(BaseModel):
             if after != before:
                 last_change = iso(moment)
         span = max(values) - min(values)
+        net = values[-1] - values[0]
         if span == 0:
             direction = "flat"
-        elif slope is not None and abs(slope) * max(1.0, _minutes(known)) < 0.2 * span:
+        elif abs(net) < 0.2 * span:
             direction = "fluctuating"
         else:
-            direction = "rising" if (slope or 0) > 0 else "falling"
+            direction = "rising" if net > 0 else "falling"
         return cls(first=_round(values[0]), last=_round(values[-1]), min=_round(min(values)),
                    max=_round(max(values)), slope_per_min=_round(slope) if slope is not None else None,
                    last_change=last_change, direction=direction)
@@ -61,10 +62,6 @@ class Trend(BaseModel):
         if self.last_change:
             text += f", last change {hhmm(datetime.fromisoformat(self.last_change.replace('Z', '+00:00')))}"
         return text
-
-
-def _minutes(points: list[tuple[datetime, float]]) -> float:
-    return (points[-1][0] - points[0][0]).total_seconds() / 60
 
 
 def _slope(points: list[tuple[datetime, float]]) -> float | None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import typer
 
+from agent.cli.ask_cmd import ask, chat
 from agent.cli.scenarios_cmd import scenarios_app
+from agent.cli.schema_cmd import schema
 from agent.cli.tools_cmd import tools_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="An SRE agent that finds the silent incidents dashboards miss.")
+app.command()(ask)
+app.command()(chat)
+app.command()(schema)
 app.add_typer(tools_app, name="tools")
 app.add_typer(scenarios_app, name="scenarios")
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from tools.errors import SourceError
 from tools.replay.scenario import ScenarioError
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -1,0 +1,345 @@
+"""The playbook baseline's reasoning: generic rules over tool results, drafting a verdict that cites them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agent.llm.conversation import Seen
+
+SILENT_WINDOW = "now-5m"
+_BROKER = re.compile(r"rabbitmq|amqp|broker|activemq|kafka|nats", re.IGNORECASE)
+_MAINTENANCE = re.compile(r"maintenance|paused|pause|drain|planned", re.IGNORECASE)
+_ERROR_THRESHOLD = 10
+
+
+def _previous_replicas(message: str) -> int | None:
+    match = re.search(r"from (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+class Diagnosis:
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    # ---- inventory -------------------------------------------------------------------------------------
+
+    def namespaces(self) -> list[str]:
+        found = self.seen.find("list_namespaces")
+        if not found:
+            return []
+        rows = found[1].get("namespaces", [])
+        return [r["namespace"] for r in sorted(rows, key=lambda r: (-len(r.get("attention", [])), r["namespace"]))]
+
+    def queue_rows(self) -> list[dict[str, Any]]:
+        found = self.seen.find("get_queue_stats", queue=None)
+        return found[1].get("queues", []) if found else []
+
+    def broker_unreachable(self) -> bool:
+        return any(data.get("error") in ("unavailable", "timeout") for _, _, data in self.seen.calls("get_queue_stats"))
+
+    def interesting_queues(self) -> list[str]:
+        rows = self.queue_rows()
+        flagged = [r["queue"] for r in rows if r["consumers"] == 0 or r["messages"] > 0]
+        return flagged or [r["queue"] for r in rows[:3]]
+
+    def queue_stats(self, queue: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_queue_stats", queue=queue)
+        return found if found and "error" not in found[1] else None
+
+    def stalled_queues(self) -> list[str]:
+        stalled = []
+        for queue in self.interesting_queues():
+            found = self.queue_stats(queue)
+            if found and found[1]["consumers"] == 0 and (found[1]["messages"] > 0 or (found[1]["publish_rate"] or 0)):
+                stalled.append(queue)
+        return stalled
+
+    def slow_queues(self) -> list[str]:
+        slow = []
+        for queue in self.interesting_queues():
+            found = self.queue_stats(queue)
+            if not found or found[1]["consumers"] == 0:
+                continue
+            trend = found[1].get("depth_trend") or {}
+            if trend.get("direction") == "rising" and (trend.get("last") or 0) >= 10:
+                slow.append(queue)
+        return slow
+
+    def tables(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(cid, data) for cid, args, data in self.seen.calls("get_deployment")
+                if args.get("name") is None and "deployments" in data]
+
+    def candidates(self) -> list[tuple[str, str]]:
+        """Deployments below desired or at 0, across the namespaces looked at."""
+        found = []
+        for _, table in self.tables():
+            for row in table["deployments"]:
+                if row["available"] < row["desired"] or row["desired"] == 0:
+                    found.append((table["namespace"], row["name"]))
+        return found
+
+    def detail(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_deployment", namespace=namespace, name=name)
+        return found if found and "error" not in found[1] else None
+
+    def logs_of(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} service:{name}")
+        return found if found and "error" not in found[1] else None
+
+    def namespace_logs(self, namespace: str, status: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} status:{status}")
+        return found if found and "error" not in found[1] else None
+
+    def error_services(self) -> list[tuple[str, str]]:
+        services = []
+        for namespace in self.namespaces()[:2]:
+            found = self.namespace_logs(namespace, "error")
+            if found and found[1]["total"] >= _ERROR_THRESHOLD:
+                services += [(namespace, s) for s in found[1]["by_service"]]
+        return services
+
+    # ---- evidence -----------------------------------------------------------------------------------
+
+    def _queue_evidence(self, queue: str) -> list[dict[str, Any]]:
+        found = self.queue_stats(queue)
+        if not found:
+            return []
+        cid, data = found
+        items = [{"signal": "queue_consumers", "claim": f"queue {queue} has {data['consumers']} consumers",
+                  "tool_call_id": cid, "observed": {"consumers": data["consumers"]}},
+                 {"signal": "queue_depth", "claim": f"queue {queue} holds {data['messages']} messages",
+                  "tool_call_id": cid, "observed": {"messages": data["messages"]}}]
+        metric = self.seen.find("get_metric", query=f"avg:rabbitmq.queue.messages{{rabbitmq_queue:{queue}}}")
+        if metric and metric[1].get("series"):
+            trend = metric[1]["series"][0]["trend"]
+            items.append({"signal": "queue_depth", "claim": f"depth went {trend['first']} → {trend['last']}",
+                          "tool_call_id": metric[0], "observed": {"first": trend["first"], "last": trend["last"]}})
+        return items
+
+    def _deployment_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.detail(namespace, name)
+        if not found:
+            return []
+        cid, data = found
+        return [{"signal": "replicas", "claim": f"{name}: desired {data['desired']}, available {data['available']}",
+                 "tool_call_id": cid, "observed": {"desired": data["desired"], "available": data["available"]}}]
+
+    def _log_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.logs_of(namespace, name)
+        if not found:
+            return []
+        cid, data = found
+        return [{"signal": "consumer_logs", "claim": f"{name}: {data['summary']}",
+                 "tool_call_id": cid, "observed": {"total": data["total"]}}]
+
+    def _producer_evidence(self, namespace: str) -> list[dict[str, Any]]:
+        found = self.namespace_logs(namespace, "warn")
+        if not found or not found[1]["total"]:
+            return []
+        cid, data = found
+        return [{"signal": "producer_activity", "claim": f"{data['total']} warnings: {data['summary'][:120]}",
+                 "tool_call_id": cid, "observed": {"total": data["total"]}}]
+
+    # ---- the verdict ---------------------------------------------------------------------------------
+
+    def _link_consumer(self, queue: str) -> tuple[str, str] | None:
+        """The candidate that went away: silent logs and the most recent scale/restart, preferring consumers
+        whose replicas dropped while the queue's consumers dropped."""
+        scored = []
+        for namespace, name in self.candidates():
+            detail = self.detail(namespace, name)
+            if not detail or _BROKER.search(" ".join(detail[1].get("images", []))):
+                continue
+            logs = self.logs_of(namespace, name)
+            silent = bool(logs and logs[1]["total"] == 0 and logs[1]["previous_window"]["total"] > 0)
+            scaled = (detail[1].get("last_scaled") or {}).get("at") or ""
+            scored.append((silent, scaled, namespace, name))
+        if not scored:
+            return None
+        scored.sort(reverse=True)
+        return scored[0][2], scored[0][3]
+
+    def _broker(self) -> tuple[str, str] | None:
+        for namespace, name in self.candidates():
+            detail = self.detail(namespace, name)
+            if detail and _BROKER.search(" ".join(detail[1].get("images", [])) + " " + name):
+                return namespace, name
+        return None
+
+    def verdict(self) -> dict[str, Any]:
+        for rule in (self._broker_down, self._stalled_queue, self._slow_queue, self._app_errors):
+            result = rule()
+            if result:
+                return result
+        return self._healthy()
+
+    def _incident(self, category: str, namespace: str, name: str, summary: str, explanation: str,
+                  evidence: list[dict[str, Any]], remediation: dict[str, Any] | None, impact: dict[str, Any],
+                  confidence: float) -> dict[str, Any]:
+        return {"status": "incident", "summary": summary,
+                "root_cause": {"category": category,
+                               "component": {"kind": "Deployment", "namespace": namespace, "name": name},
+                               "explanation": explanation},
+                "evidence": evidence, "ruled_out": self._ruled_out(category), "impact": impact,
+                "confidence": confidence, "remediation": remediation, "security_notes": self.injections()}
+
+    def _ruled_out(self, category: str) -> list[str]:
+        ruled = []
+        if category != "broker_unavailable" and not self.broker_unreachable():
+            ruled.append("broker_unavailable: the queue API answered")
+        if category != "app_errors" and not self.error_services():
+            ruled.append("app_errors: no error burst in the namespace logs")
+        return ruled
+
+    def _scale_back(self, namespace: str, name: str, detail: dict[str, Any], why: str) -> dict[str, Any]:
+        previous = _previous_replicas((detail.get("last_scaled") or {}).get("message", "")) or 1
+        return {"action": "scale", "namespace": namespace, "name": name, "replicas": max(1, previous),
+                "risk": "low", "rationale": why,
+                "verification": [f"{name} available replicas ≥ {max(1, previous)}", "queue consumers ≥ 1",
+                                 "queue depth falls back to its baseline"]}
+
+    def _broker_down(self) -> dict[str, Any] | None:
+        broker = self._broker()
+        if not broker or not self.broker_unreachable():
+            return None
+        namespace, name = broker
+        detail = self.detail(namespace, name)
+        assert detail is not None
+        evidence = self._deployment_evidence(namespace, name) + self._log_evidence(namespace, name)
+        evidence += self._producer_evidence(namespace)
+        return self._incident(
+            "broker_unavailable", namespace, name,
+            f"The message broker {name} has no available replicas and its queue API is unreachable; producers "
+            "cannot publish and work is being dropped or refused.",
+            "The broker deployment is down, so publishes fail while user-facing calls may still succeed.",
+            evidence, self._scale_back(namespace, name, detail[1], "restore the broker"),
+            {"broken_flow": "asynchronous messages through the broker", "backlog": None, "since":
+             (detail[1].get("last_scaled") or {}).get("at")}, 0.8)
+
+    def _stalled_queue(self) -> dict[str, Any] | None:
+        for queue in self.stalled_queues():
+            consumer = self._link_consumer(queue)
+            if not consumer:
+                continue
+            namespace, name = consumer
+            detail = self.detail(namespace, name)
+            assert detail is not None
+            data = detail[1]
+            evidence = (self._log_evidence(namespace, name) + self._deployment_evidence(namespace, name)
+                        + self._queue_evidence(queue))
+            stats = self.queue_stats(queue)
+            backlog = stats[1]["messages"] if stats else None
+            impact = {"broken_flow": f"messages published to {queue} are not processed", "backlog": backlog,
+                      "since": (data.get("last_scaled") or {}).get("at")}
+            waiting = [p for p in data.get("pods", []) if p.get("waiting_reason")]
+            revision = int((data.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1)
+            if waiting:
+                reason = waiting[0]["waiting_reason"]
+                category = "consumer_crashlooping" if reason == "CrashLoopBackOff" else "config_change"
+                rollback = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
+                            "rationale": f"pods are in {reason} since the latest rollout; scaling up cannot help",
+                            "verification": [f"{name} pods Running and ready", "queue consumers ≥ 1",
+                                             "queue depth falling"]} if revision > 1 else None
+                return self._incident(
+                    category, namespace, name,
+                    f"{queue} has no consumer: {name}'s pods are in {reason} "
+                    f"(last terminated: {waiting[0].get('last_termination_reason') or 'unknown'}); "
+                    f"{backlog} messages waiting.",
+                    f"The consumer of {queue} keeps failing, so nothing processes the queue.",
+                    evidence, rollback, impact, 0.8)
+            if data["desired"] == 0:
+                return self._incident(
+                    "consumer_unavailable", namespace, name,
+                    f"{name} is scaled to 0, so {queue} has no consumer: {backlog} messages are waiting and "
+                    "growing while producers keep publishing. Nothing errors; the work silently stops.",
+                    f"{data['summary']}. The queue's only consumer is gone.",
+                    evidence, self._scale_back(namespace, name, data, "restore the queue's consumer"),
+                    impact, 0.9)
+        return None
+
+    def _slow_queue(self) -> dict[str, Any] | None:
+        for queue in self.slow_queues():
+            stats = self.queue_stats(queue)
+            assert stats is not None
+            data = stats[1]
+            return {"status": "incident",
+                    "summary": f"{queue} is growing with {data['consumers']} consumer(s): publish "
+                               f"{data['publish_rate']}/s exceeds deliver {data['deliver_rate']}/s.",
+                    "root_cause": {"category": "consumer_too_slow", "component": None,
+                                   "explanation": "consumers are present but cannot keep up"},
+                    "evidence": self._queue_evidence(queue), "ruled_out": self._ruled_out("consumer_too_slow"),
+                    "impact": {"broken_flow": f"processing of {queue} lags", "backlog": data["messages"]},
+                    "confidence": 0.5, "remediation": None, "security_notes": self.injections()}
+        return None
+
+    def _app_errors(self) -> dict[str, Any] | None:
+        services = self.error_services()
+        if not services:
+            return None
+        changed = []
+        for namespace, name in services[:3]:
+            detail = self.detail(namespace, name)
+            if detail:
+                revision = int((detail[1].get("annotations") or {}).get("deployment.kubernetes.io/revision", "1"))
+                changed.append((revision > 1, namespace, name, detail[1]))
+        if not changed:
+            return None
+        changed.sort(key=lambda item: item[0], reverse=True)
+        rolled, namespace, name, _detail = changed[0]
+        found = self.namespace_logs(namespace, "error")
+        assert found is not None
+        cid, logs = found
+        evidence = [{"signal": "errors", "claim": f"{logs['total']} error lines in the namespace",
+                     "tool_call_id": cid, "observed": {"total": logs["total"]}}]
+        evidence += self._deployment_evidence(namespace, name)
+        remediation = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
+                       "rationale": "errors began with the latest rollout",
+                       "verification": ["error rate back to baseline"]} if rolled else None
+        return self._incident("app_errors", namespace, name,
+                              f"{name} is failing loudly: {logs['summary'][:160]}",
+                              "A service is returning errors" + (" since its latest rollout." if rolled else "."),
+                              evidence, remediation, {"broken_flow": f"requests through {name}"}, 0.7)
+
+    def _healthy(self) -> dict[str, Any]:
+        evidence: list[dict[str, Any]] = []
+        for row in self.queue_rows()[:3]:
+            evidence += self._queue_evidence(row["queue"])[:1]
+        paused = []
+        for namespace, name in self.candidates():
+            detail = self.detail(namespace, name)
+            notes = " ".join(f"{k}={v}" for k, v in ((detail[1].get("annotations") or {}).items() if detail else []))
+            if detail and _MAINTENANCE.search(notes):
+                paused.append(f"{name} is intentionally at {detail[1]['desired']} replicas ({notes[:160]})")
+                evidence += self._deployment_evidence(namespace, name)
+        summary = "No stalled queue, failing consumer or error burst found; work is flowing."
+        if paused:
+            summary += " Planned pause: " + "; ".join(paused) + ". Nothing is accumulating."
+        status = "healthy" if self.queue_rows() or not self.broker_unreachable() else "inconclusive"
+        return {"status": status, "summary": summary, "root_cause": None, "evidence": evidence,
+                "ruled_out": ["consumer_unavailable: every queue with traffic has consumers"],
+                "impact": None, "confidence": 0.7 if evidence else 0.4, "remediation": None,
+                "security_notes": self.injections()}
+
+    def injections(self) -> list[str]:
+        notes = []
+        pattern = re.compile(r"ignore (all |any )?previous instructions|kubectl (delete|drain)|rm -rf|you are now",
+                             re.IGNORECASE)
+        for cid, _, data in self.seen.calls("search_logs"):
+            for line in data.get("samples", []):
+                if pattern.search(line.get("message", "")):
+                    notes.append(f"ignored instruction-like text in logs ({cid}, {line.get('service')}): "
+                                 f"{line['message'][:120]!r}")
+        return notes
+
+    def what_if(self, question: str) -> str:
+        verdict = self.verdict()
+        component = ((verdict.get("root_cause") or {}).get("component") or {}).get("name")
+        for _, table in self.tables():
+            for row in table["deployments"]:
+                if re.search(rf"\b{re.escape(row['name'])}\b", question):
+                    if row["name"] == component:
+                        return f"{row['name']} is the root cause. {verdict['summary']}"
+                    return (f"{row['name']} is at {row['available']}/{row['desired']} available and is not the "
+                            f"cause; changing it would not help. {verdict['summary']}")
+        return verdict["summary"]

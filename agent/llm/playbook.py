@@ -1,0 +1,126 @@
+"""The `playbook` baseline: a deterministic, no-LLM policy that runs through the same graph and tools.
+
+It knows nothing about any particular system. It discovers namespaces, queues and deployments from tool
+results, links a stalled queue to the deployment that went away when its consumers did, and drafts a verdict
+citing the calls it made. It is a baseline to measure models against, and is labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from agent.llm.base import AssistantTurn, Message, ToolCall
+from agent.llm.conversation import Seen, read_conversation
+from agent.llm.diagnosis import SILENT_WINDOW, Diagnosis
+
+
+class PlaybookPolicy:
+    """Implements the ChatModel protocol without a language model."""
+
+    name = "playbook"
+    is_baseline = True
+
+    def __init__(self) -> None:
+        self._counter = 0
+
+    def _call(self, tool: str, **args: Any) -> ToolCall:
+        self._counter += 1
+        return ToolCall(id=f"pb_{self._counter}", name=tool, arguments=args)
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]],
+                 response_schema: dict[str, Any] | None = None) -> AssistantTurn:
+        seen = read_conversation(messages)
+        self._counter = max([self._counter, *[int(c[3:]) for c in seen.order if c.startswith("pb_")]])
+        if response_schema is not None:
+            return AssistantTurn(content=json.dumps(Diagnosis(seen).verdict()))
+        question = _last_human_question(messages)
+        if question and _answered_before(messages):
+            return self._follow_up(seen, question, messages)
+        calls = self._next_calls(seen)
+        if calls:
+            return AssistantTurn(tool_calls=calls)
+        return AssistantTurn(content=Diagnosis(seen).verdict()["summary"])
+
+    def _next_calls(self, seen: Seen) -> list[ToolCall]:
+        if not seen.calls("list_namespaces"):
+            return [self._call("list_namespaces"), self._call("get_queue_stats")]
+        calls: list[ToolCall] = []
+        diagnosis = Diagnosis(seen)
+        for namespace in diagnosis.namespaces()[:3]:
+            if not seen.find("get_deployment", namespace=namespace, name=None):
+                calls.append(self._call("get_deployment", namespace=namespace))
+        for queue in diagnosis.interesting_queues()[:4]:
+            if not seen.find("get_queue_stats", queue=queue):
+                calls.append(self._call("get_queue_stats", queue=queue))
+        if calls:
+            return calls
+        for namespace, name in diagnosis.candidates()[:4]:
+            if not seen.find("get_deployment", namespace=namespace, name=name):
+                calls.append(self._call("get_deployment", namespace=namespace, name=name))
+            query = f"kube_namespace:{namespace} service:{name}"
+            if not seen.find("search_logs", query=query):
+                calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
+        for queue in diagnosis.stalled_queues()[:2]:
+            for metric in ("consumers", "messages"):
+                query = f"avg:rabbitmq.queue.{metric}{{rabbitmq_queue:{queue}}}"
+                if not seen.find("get_metric", query=query):
+                    calls.append(self._call("get_metric", query=query, start="now-1h"))
+        for namespace in diagnosis.namespaces()[:2]:
+            for query in (f"kube_namespace:{namespace} status:error", f"kube_namespace:{namespace} status:warn"):
+                if not seen.find("search_logs", query=query):
+                    calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
+        if calls:
+            return calls
+        for namespace, name in diagnosis.error_services()[:3]:
+            if not seen.find("get_deployment", namespace=namespace, name=name):
+                calls.append(self._call("get_deployment", namespace=namespace, name=name))
+        return calls
+
+    def _follow_up(self, seen: Seen, question: str, messages: list[Message]) -> AssistantTurn:
+        lowered = question.lower()
+        since = _calls_since_last_question(messages)
+        diagnosis = Diagnosis(seen)
+        if not since:
+            wanted: list[ToolCall] = []
+            if "queue" in lowered:
+                for queue in (diagnosis.stalled_queues() or diagnosis.interesting_queues())[:1]:
+                    wanted.append(self._call("get_queue_stats", queue=queue))
+            if re.search(r"\blogs?\b", lowered):
+                for namespace, name in diagnosis.candidates()[:1]:
+                    wanted.append(self._call("search_logs", query=f"kube_namespace:{namespace} service:{name}",
+                                             start=SILENT_WINDOW))
+            if wanted:
+                return AssistantTurn(tool_calls=wanted)
+        if since:
+            lines = [f"{cid}: {seen.results[cid][2].get('summary', '')}" for cid in since if cid in seen.results]
+            return AssistantTurn(content="\n".join(lines))
+        return AssistantTurn(content=diagnosis.what_if(question))
+
+
+def _last_human_question(messages: list[Message]) -> str | None:
+    for message in reversed(messages):
+        if message.get("role") == "user" and not str(message.get("content", "")).startswith("[runtime]"):
+            return str(message.get("content"))
+    return None
+
+
+def _answered_before(messages: list[Message]) -> bool:
+    humans = [i for i, m in enumerate(messages)
+              if m.get("role") == "user" and not str(m.get("content", "")).startswith("[runtime]")]
+    if len(humans) < 2:
+        return False
+    return any(m.get("role") == "assistant" and m.get("content") and not m.get("tool_calls")
+               for m in messages[:humans[-1]])
+
+
+def _calls_since_last_question(messages: list[Message]) -> list[str]:
+    ids: list[str] = []
+    for message in reversed(messages):
+        if message.get("role") == "user" and not str(message.get("content", "")).startswith("[runtime]"):
+            break
+        if message.get("role") == "tool":
+            ids.insert(0, message["tool_call_id"])
+    return ids
+

@@ -1,0 +1,17 @@
+"""Prompt files from `prompts/`, rendered with explicit context."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def load(name: str) -> str:
+    return resources.files("prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
+
+
+def system_prompt(now: str, sources: str) -> str:
+    return load("system").format(now=now, sources=sources) + "\n\n" + load("playbook")
+
+
+def verdict_prompt(calls: str) -> str:
+    return load("verdict").format(calls=calls)

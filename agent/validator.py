@@ -1,0 +1,190 @@
+"""Checks a drafted verdict against what the tools actually returned, in code.
+
+Evidence must cite a real, successful tool call whose result holds the observed values and can speak to the
+signal; components and remediation targets must have been returned by a tool; confidence is capped when
+signals are missing, telemetry failed or results contradict the claim; without support the verdict falls back
+to inconclusive rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from agent.drafts import VerdictDraft
+from agent.signals import CORE_SIGNALS, Observation, checked_signals
+from agent.verdict import Evidence, Remediation, Verdict
+
+CONSUMER_CATEGORIES = ("consumer_unavailable", "consumer_crashlooping", "consumer_too_slow")
+
+
+def _walk(value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key, item
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def _lookup(data: dict[str, Any], key: str) -> list[Any]:
+    if "." in key:
+        node: Any = data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return []
+            node = node[part]
+        return [node]
+    return [item for name, item in _walk(data) if name == key]
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected == actual
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return abs(expected - actual) <= max(1e-6, 0.01 * abs(actual))
+    if isinstance(expected, str) and isinstance(actual, int | float):
+        try:
+            return _same(float(expected), actual)
+        except ValueError:
+            return False
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(_same(e, a) for e, a in zip(expected, actual, strict=True))
+    return str(expected).strip().lower() == str(actual).strip().lower()
+
+
+def evidence_problem(item: Evidence, observations: dict[str, Observation]) -> str | None:
+    obs = observations.get(item.tool_call_id)
+    if obs is None:
+        return f"cites tool call {item.tool_call_id!r}, which was never made"
+    if not obs.ok:
+        return f"cites {item.tool_call_id}, which failed ({obs.summary[:80]})"
+    if item.signal not in obs.signals and item.signal != "other":
+        return f"signal {item.signal} cannot come from {obs.tool} ({item.tool_call_id})"
+    for key, expected in item.observed.items():
+        found = _lookup(obs.data, key)
+        if not found:
+            return f"observed field {key!r} is not in the result of {item.tool_call_id}"
+        if not any(_same(expected, actual) for actual in found):
+            return f"observed {key}={expected!r} but {item.tool_call_id} returned {found[:3]!r}"
+    return None
+
+
+def known_names(observations: list[Observation]) -> set[str]:
+    """Every name a tool returned: string values, and both halves of `key:value` tags and `Kind/name` refs."""
+    names: set[str] = set()
+    for obs in observations:
+        if not obs.ok:
+            continue
+        for _, value in _walk(obs.data):
+            if isinstance(value, str) and len(value) < 200:
+                names.add(value)
+                for sep in (":", "/"):
+                    if sep in value:
+                        names.update(value.split(sep, 1))
+        names.update(str(v) for v in obs.args.values() if isinstance(v, str))
+    return names
+
+
+def known_deployments(observations: list[Observation]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(namespace, name) -> latest known state, from get_deployment results."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for obs in observations:
+        if not obs.ok or obs.tool != "get_deployment":
+            continue
+        namespace = obs.data.get("namespace", obs.args.get("namespace", ""))
+        if "deployments" in obs.data:
+            for row in obs.data["deployments"]:
+                found.setdefault((namespace, row["name"]), row)
+        else:
+            found[(namespace, obs.data.get("name", ""))] = obs.data
+    return found
+
+
+def validate(draft: VerdictDraft, history: list[Observation]) -> tuple[Verdict, list[str]]:
+    notes: list[str] = []
+    by_id = {o.call_id: o for o in history}
+    evidence = []
+    for item in draft.evidence:
+        problem = evidence_problem(item, by_id)
+        if problem:
+            notes.append(f"dropped evidence ({item.signal}): {problem}")
+        else:
+            evidence.append(item)
+    status, confidence = draft.status, draft.confidence
+    root_cause = draft.root_cause
+    try:
+        remediation = draft.to_remediation()
+    except ValueError as exc:
+        notes.append(f"remediation malformed, removed: {str(exc).splitlines()[-1]}")
+        remediation = None
+    names = known_names(history)
+    deployments = known_deployments(history)
+
+    def cap(limit: float, reason: str) -> None:
+        nonlocal confidence
+        if confidence > limit:
+            notes.append(f"confidence capped {confidence:.2f} → {limit:.2f}: {reason}")
+            confidence = limit
+
+    if root_cause and root_cause.component:
+        component = root_cause.component
+        if component.name not in names or component.namespace not in names:
+            notes.append(f"component {component.ref()} was never returned by a tool: rejected")
+            status, root_cause, remediation = "inconclusive", None, None
+            cap(0.3, "the named component is not in any tool result")
+    if remediation is not None:
+        action = remediation.action
+        if action.action == "scale" and (action.replicas or 0) < 1:
+            notes.append("remediation that scales to 0 removed: the agent never proposes taking capacity away")
+            remediation = None
+        elif (action.namespace, action.name) not in deployments:
+            notes.append(f"remediation target {action.target_ref()} was not seen by get_deployment: removed")
+            remediation = None
+    if status == "healthy" and remediation is not None:
+        notes.append("remediation removed: a healthy verdict proposes no change")
+        remediation = None
+
+    distinct_signals = {e.signal for e in evidence}
+    if status == "incident":
+        if not evidence:
+            notes.append("no supported evidence for an incident: falling back to inconclusive")
+            status, remediation = "inconclusive", None
+            cap(0.3, "no supported evidence")
+        elif len(distinct_signals) < 2:
+            cap(0.5, "evidence covers a single signal")
+        checked = checked_signals(history)
+        missing = [s for s in CORE_SIGNALS if s not in checked]
+        if root_cause and root_cause.category in CONSUMER_CATEGORIES and "replicas" in missing:
+            cap(0.6, "the consumer's replicas were never checked")
+        if root_cause and root_cause.component and root_cause.category in CONSUMER_CATEGORIES[:2]:
+            state = deployments.get((root_cause.component.namespace, root_cause.component.name))
+            if state and state.get("desired", 0) > 0 and state.get("available", 0) >= state.get("desired", 0):
+                notes.append(f"{root_cause.component.ref()} is at full availability, contradicting "
+                             f"{root_cause.category}: inconclusive")
+                status, remediation = "inconclusive", None
+                cap(0.3, "tool results contradict the root cause")
+    if status == "healthy" and not {"queue_consumers", "queue_depth"} & set(checked_signals(history)):
+        cap(0.6, "no queue was checked before calling the system healthy")
+    failures = [o for o in history if not o.ok and o.data.get("error") in ("unavailable", "rate_limited", "timeout")]
+    if failures:
+        cap(0.75, f"{len(failures)} telemetry call(s) failed, the picture is partial")
+    verdict = Verdict(
+        status=status, summary=draft.summary, root_cause=root_cause, evidence=evidence, ruled_out=draft.ruled_out,
+        impact=draft.impact, confidence=round(confidence, 2), remediation=remediation,
+        security_notes=draft.security_notes)
+    return verdict, notes
+
+
+def fallback_verdict(history: list[Observation], reason: str) -> Verdict:
+    """An honest inconclusive verdict from whatever was observed, when no valid verdict could be drafted."""
+    findings = [f"{o.call_id} {o.tool}: {o.summary[:160]}" for o in history if o.ok][:8]
+    summary = f"Inconclusive: {reason}."
+    if findings:
+        summary += " Observed so far: " + " | ".join(findings)
+    return Verdict(status="inconclusive", summary=summary, confidence=0.0, remediation=None,
+                   ruled_out=[], evidence=[])
+
+
+__all__ = ["Remediation", "fallback_verdict", "validate"]
