@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
+from agent.remediation.errors import RemediationError
 from tools.errors import SourceError
 from tools.replay.scenario import ScenarioError
 
@@ -25,6 +26,10 @@ def friendly_errors() -> Iterator[None]:
         yield
     except (ScenarioError, UsageProblem) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
+        raise typer.Exit(2) from None
+    except RemediationError as exc:
+        hints = "".join(f"\n  hint: {hint}" for hint in exc.hints)
+        err.print(f"[bold red]error:[/] {exc.message}{hints}", markup=True)
         raise typer.Exit(2) from None
     except SourceError as exc:
         hints = "".join(f"\n  hint: {hint}" for hint in exc.hints)

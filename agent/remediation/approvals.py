@@ -1,0 +1,336 @@
+"""Durable approvals in SQLite. Every state change is one conditional UPDATE, so races have exactly one winner.
+
+    pending ──approve──▶ approved ──claim──▶ executing ──▶ executed | failed | stale
+       │                    │
+       ├──reject──▶ rejected└──(past expires_at)──▶ expired
+       └──(past expires_at)──▶ expired
+
+`claim` is the only way to obtain an `ExecutionClaim`, and an actuator changes nothing without one. Every
+transition is appended to the audit log after it commits.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agent.remediation.audit import AuditEvent, AuditLog
+from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, StoreError
+from agent.remediation.models import ActuatorResult, TargetState, VerifyTarget
+from agent.remediation.paths import data_dir
+from agent.verdict import Action
+from tools.timerange import Clock, system_clock
+
+ApprovalStatus = Literal["pending", "approved", "executing", "executed", "rejected", "expired", "stale", "failed"]
+FINAL: tuple[ApprovalStatus, ...] = ("executed", "rejected", "expired", "stale", "failed")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    command TEXT NOT NULL,
+    evidence_summary TEXT NOT NULL,
+    expected_effect TEXT NOT NULL,
+    dry_run TEXT,
+    snapshot TEXT NOT NULL,
+    verify TEXT,
+    proposer TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approver TEXT,
+    decided_at TEXT,
+    reason TEXT,
+    executed_at TEXT,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_run ON approvals (run_id);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status);
+"""
+
+
+class ApprovalRecord(BaseModel):
+    id: str
+    run_id: str
+    action: Action
+    command: str = Field(description="the kubectl line rendered from the action, for humans; never executed")
+    evidence_summary: str
+    expected_effect: str
+    dry_run: ActuatorResult | None = Field(None, description="the dry run made when the action was proposed")
+    snapshot: TargetState = Field(description="the target when proposed; execution stops if it has changed")
+    verify: VerifyTarget | None = None
+    proposer: str
+    requested_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus
+    approver: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+    executed_at: datetime | None = None
+    result: ActuatorResult | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def describe(self) -> str:
+        return f"approval {self.id} ({self.command}, run {self.run_id})"
+
+
+_CLAIM_TOKEN = object()
+
+
+class ExecutionClaim:
+    """Proof that one approved, unexpired record was atomically moved to `executing` by this process."""
+
+    def __init__(self, record: ApprovalRecord, claimed_at: datetime, *, _token: object = None) -> None:
+        if _token is not _CLAIM_TOKEN:
+            raise TypeError("an ExecutionClaim is issued only by ApprovalStore.claim")
+        if record.status != "executing":
+            raise TypeError(f"cannot claim a record in status {record.status}")
+        self.record = record
+        self.claimed_at = claimed_at
+
+    @property
+    def action(self) -> Action:
+        return self.record.action
+
+
+def _ts(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dump(model: BaseModel | None) -> str | None:
+    return model.model_dump_json() if model is not None else None
+
+
+class ApprovalStore:
+    def __init__(self, path: str | Path | None = None, *, audit: AuditLog | None = None,
+                 clock: Clock = system_clock) -> None:
+        self.path = Path(path) if path is not None else data_dir() / "approvals.sqlite"
+        self.audit = audit if audit is not None else AuditLog(self.path.parent / "audit.jsonl")
+        self.clock = clock
+        self._init_lock = threading.Lock()
+        self._init()
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open approvals database {self.path}: {exc}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"approvals database {self.path}: {exc}",
+                             hints=["is this file an approvals database? set SRE_AGENT_DATA to another folder"]
+                             ) from None
+        finally:
+            conn.close()
+
+    def _init(self) -> None:
+        with self._init_lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row["value"]) != SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: approvals schema version {row['value']}, this build reads "
+                                     f"{SCHEMA_VERSION}")
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> ApprovalRecord:
+        data: dict[str, Any] = dict(row)
+        return ApprovalRecord.model_validate({
+            **data,
+            "action": Action.model_validate_json(data["action"]),
+            "dry_run": ActuatorResult.model_validate_json(data["dry_run"]) if data["dry_run"] else None,
+            "snapshot": TargetState.model_validate_json(data["snapshot"]),
+            "verify": VerifyTarget.model_validate_json(data["verify"]) if data["verify"] else None,
+            "result": ActuatorResult.model_validate_json(data["result"]) if data["result"] else None,
+        })
+
+    def _audit(self, event: AuditEvent, record: ApprovalRecord, actor: str, outcome: str,
+               detail: dict[str, Any] | None = None) -> None:
+        self.audit.record(event, actor=actor, outcome=outcome, approval_id=record.id, run_id=record.run_id,
+                          action=record.action.model_dump(), command=record.command, detail=detail)
+
+    def _update(self, approval_id: str, assignments: dict[str, Any], where_status: tuple[str, ...],
+                unexpired_at: datetime | None = None) -> bool:
+        sets = ", ".join(f"{column} = ?" for column in assignments)
+        marks = ", ".join("?" for _ in where_status)
+        sql = f"UPDATE approvals SET {sets} WHERE id = ? AND status IN ({marks})"
+        params: list[Any] = [*assignments.values(), approval_id, *where_status]
+        if unexpired_at is not None:
+            sql += " AND expires_at > ?"
+            params.append(_ts(unexpired_at))
+        with self._connect() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def get(self, approval_id: str) -> ApprovalRecord:
+        """One record by id (or by a unique prefix of at least 4 characters)."""
+        key = (approval_id or "").strip()
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM approvals WHERE id = ?", (key,)).fetchone()
+            if row is None and len(key) >= 4 and key.isalnum():
+                rows = conn.execute("SELECT * FROM approvals WHERE id LIKE ?", (key + "%",)).fetchmany(2)
+                row = rows[0] if len(rows) == 1 else None
+        if row is None:
+            pending = [r.id for r in self.list(status="pending")][:5]
+            hint = f"pending approvals: {', '.join(pending)}" if pending else "there are no pending approvals"
+            raise ApprovalNotFound(f"no approval with id {approval_id!r}", hints=[hint])
+        return self._record(row)
+
+    def list(self, *, status: ApprovalStatus | None = None, run_id: str | None = None) -> list[ApprovalRecord]:
+        sql, params = "SELECT * FROM approvals WHERE 1=1", builtins.list[str]()
+        if status is not None:
+            sql, params = sql + " AND status = ?", [*params, status]
+        if run_id is not None:
+            sql, params = sql + " AND run_id = ?", [*params, run_id]
+        with self._connect() as conn:
+            rows = conn.execute(sql + " ORDER BY requested_at, id", params).fetchall()
+        return [self._record(row) for row in rows]
+
+    # ---- transitions --------------------------------------------------------------------------------------
+
+    def create(self, *, run_id: str, action: Action, evidence_summary: str, expected_effect: str,
+               snapshot: TargetState, ttl: timedelta, proposer: str, dry_run: ActuatorResult | None = None,
+               verify: VerifyTarget | None = None) -> ApprovalRecord:
+        command = action.command()
+        if command is None:
+            raise ApprovalStateError("an action of kind 'none' cannot be proposed: there is nothing to approve")
+        now = self.clock()
+        for _ in range(5):
+            record = ApprovalRecord(
+                id=secrets.token_hex(4), run_id=run_id, action=action, command=command,
+                evidence_summary=evidence_summary, expected_effect=expected_effect, dry_run=dry_run,
+                snapshot=snapshot, verify=verify, proposer=proposer, requested_at=now, expires_at=now + ttl,
+                status="pending")
+            try:
+                with self._connect() as conn:
+                    conn.execute(
+                        "INSERT INTO approvals (id, run_id, action, command, evidence_summary, expected_effect, "
+                        "dry_run, snapshot, verify, proposer, requested_at, expires_at, status) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (record.id, run_id, action.model_dump_json(), command, evidence_summary, expected_effect,
+                         _dump(dry_run), snapshot.model_dump_json(), _dump(verify), proposer, _ts(now),
+                         _ts(record.expires_at), "pending"))
+            except StoreError as exc:
+                if "UNIQUE" in exc.message:
+                    continue
+                raise
+            self._audit("proposed", record, proposer,
+                        f"proposed {command}; awaiting approval until {_ts(record.expires_at)}",
+                        {"evidence_summary": evidence_summary, "expected_effect": expected_effect,
+                         "snapshot": snapshot.model_dump(), "dry_run": dry_run.model_dump() if dry_run else None})
+            return record
+        raise StoreError(f"{self.path}: could not allocate a unique approval id")  # pragma: no cover
+
+    def approve(self, approval_id: str, approver: str) -> ApprovalRecord:
+        record = self.get(approval_id)
+        now = self.clock()
+        won = self._update(record.id, {"status": "approved", "approver": approver, "decided_at": _ts(now)},
+                           ("pending",), unexpired_at=now)
+        if not won:
+            self._refuse(record.id, "approve", now)
+        approved = self.get(record.id)
+        self._audit("approved", approved, approver, f"approved by {approver}")
+        return approved
+
+    def reject(self, approval_id: str, approver: str, reason: str) -> ApprovalRecord:
+        record = self.get(approval_id)
+        now = self.clock()
+        won = self._update(record.id, {"status": "rejected", "approver": approver, "decided_at": _ts(now),
+                                       "reason": reason}, ("pending",))
+        if not won:
+            self._refuse(record.id, "reject", now)
+        rejected = self.get(record.id)
+        self._audit("rejected", rejected, approver, f"rejected by {approver}: {reason}", {"reason": reason})
+        return rejected
+
+    def claim(self, approval_id: str) -> ExecutionClaim:
+        """Atomically move an approved, unexpired record to `executing`; exactly one caller wins."""
+        record = self.get(approval_id)
+        now = self.clock()
+        if not self._update(record.id, {"status": "executing", "executed_at": _ts(now)}, ("approved",),
+                            unexpired_at=now):
+            self._refuse(record.id, "execute", now)
+        return ExecutionClaim(self.get(record.id), now, _token=_CLAIM_TOKEN)
+
+    def finish(self, claim: ExecutionClaim, status: Literal["executed", "failed", "stale"], *,
+               reason: str | None = None, result: ActuatorResult | None = None) -> ApprovalRecord:
+        """Close a claimed execution. The audit record is written by the executor, which has the details."""
+        assignments: dict[str, Any] = {"status": status, "reason": reason}
+        if result is not None:
+            assignments["result"] = result.model_dump_json()
+        if not self._update(claim.record.id, assignments, ("executing",)):  # pragma: no cover - claims are exclusive
+            raise ApprovalStateError(f"{claim.record.describe()} is no longer executing")
+        return self.get(claim.record.id)
+
+    def expire_overdue(self) -> builtins.list[ApprovalRecord]:
+        """Mark every pending or approved record past its expiry as expired (audited). Returns those records."""
+        now = self.clock()
+        with self._connect() as conn:
+            ids = [row["id"] for row in conn.execute(
+                "SELECT id FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= ?",
+                (_ts(now),)).fetchall()]
+        return [record for approval_id in ids if (record := self._expire(approval_id, now)) is not None]
+
+    def _expire(self, approval_id: str, now: datetime) -> ApprovalRecord | None:
+        if not self._update(approval_id, {"status": "expired", "reason": f"not executed before expiry at {_ts(now)}"},
+                            ("pending", "approved")):
+            return None
+        record = self.get(approval_id)
+        self._audit("expired", record, "policy",
+                    f"expired at {_ts(record.expires_at)} while {'approved' if record.approver else 'pending'}")
+        return record
+
+    def _refuse(self, approval_id: str, operation: str, now: datetime) -> None:
+        """Explain why a conditional transition did not happen, expiring the record if that is the reason."""
+        record = self.get(approval_id)
+        if record.status in ("pending", "approved") and record.expired(now):
+            self._expire(record.id, now)
+            record = self.get(approval_id)
+        who = f" by {record.approver}" if record.approver else ""
+        when = f" at {_ts(record.decided_at)}" if record.decided_at else ""
+        messages: dict[str, str] = {
+            "pending": f"cannot {operation} {record.describe()}: it has not been approved yet",
+            "approved": f"cannot {operation} {record.describe()}: it was already approved{who}{when}",
+            "executing": f"cannot {operation} {record.describe()}: it is being executed (claimed at "
+                         f"{_ts(record.executed_at or now)})",
+            "executed": f"cannot {operation} {record.describe()}: it was already executed at "
+                        f"{_ts(record.executed_at or now)}",
+            "rejected": f"cannot {operation} {record.describe()}: it was rejected{who}{when}: {record.reason}",
+            "expired": f"cannot {operation} {record.describe()}: it expired at {_ts(record.expires_at)}; "
+                       "propose the action again for a fresh approval",
+            "stale": f"cannot {operation} {record.describe()}: the target changed since it was proposed "
+                     f"({record.reason}); propose again",
+            "failed": f"cannot {operation} {record.describe()}: its execution failed: {record.reason}",
+        }
+        error = ApprovalExpired if record.status == "expired" else ApprovalStateError
+        raise error(messages[record.status])
