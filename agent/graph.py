@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from agent.drafts import VerdictDraft
 from agent.llm.base import AssistantTurn, ChatModel, Message
 from agent.prompts import verdict_prompt
+from agent.safety import find_injections
 from agent.signals import Observation, progress_note, signals_for
 from agent.state import AgentState, Budgets
 from agent.validator import fallback_verdict, validate
@@ -155,7 +156,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         for (call_id, name, _), outcome in zip(pending, outcomes, strict=True):
             data = outcome.data()
             obs = Observation(call_id, name, outcome.args, outcome.ok, data, outcome.ms,
-                              signals=signals_for(name, outcome.args, outcome.ok, data))
+                              signals=signals_for(name, outcome.args, outcome.ok, data),
+                              injections=find_injections(data))
             new.append(obs)
             if isinstance(outcome.args, dict) and outcome.ok:
                 seen[(name, json.dumps(outcome.args, sort_keys=True))] = obs

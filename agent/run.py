@@ -9,9 +9,10 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agent.graph import EventSink, build_graph
+from agent.graph import EventSink, build_graph, observations_of
 from agent.llm.base import ChatModel, Message
 from agent.prompts import system_prompt
+from agent.signals import Observation
 from agent.state import Budgets
 from agent.verdict import Verdict
 from tools.registry import default_toolbox
@@ -33,12 +34,23 @@ def fresh_turn(mode: str) -> dict[str, Any]:
             "answer": None, "verdict": None}
 
 
-def investigate(question: str, model: ChatModel, sources: Sources, *, toolbox: Toolbox | None = None,
-                budgets: Budgets | None = None, on_event: EventSink | None = None) -> Verdict:
+@dataclass
+class Investigation:
+    verdict: Verdict
+    observations: list[Observation]
+
+
+def run_investigation(question: str, model: ChatModel, sources: Sources, *, toolbox: Toolbox | None = None,
+                      budgets: Budgets | None = None, on_event: EventSink | None = None) -> Investigation:
     graph = build_graph(model, toolbox or default_toolbox(), sources, budgets, on_event=on_event)
     state = graph.invoke({**fresh_turn("investigate"), "messages": opening(question, sources)},
                          {"recursion_limit": RECURSION_LIMIT})
-    return Verdict.model_validate(state["verdict"])
+    return Investigation(Verdict.model_validate(state["verdict"]), observations_of(state))
+
+
+def investigate(question: str, model: ChatModel, sources: Sources, *, toolbox: Toolbox | None = None,
+                budgets: Budgets | None = None, on_event: EventSink | None = None) -> Verdict:
+    return run_investigation(question, model, sources, toolbox=toolbox, budgets=budgets, on_event=on_event).verdict
 
 
 @dataclass

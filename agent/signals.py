@@ -31,6 +31,7 @@ class Observation:
     ms: float = 0.0
     repeated_from: str | None = None
     signals: set[str] = field(default_factory=set)
+    injections: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -38,12 +39,13 @@ class Observation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "tool": self.tool, "args": self.args, "ok": self.ok, "data": self.data,
-                "ms": self.ms, "repeated_from": self.repeated_from, "signals": sorted(self.signals)}
+                "ms": self.ms, "repeated_from": self.repeated_from, "signals": sorted(self.signals),
+                "injections": self.injections}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Observation:
         return cls(raw["call_id"], raw["tool"], raw["args"], raw["ok"], raw["data"], raw.get("ms", 0.0),
-                   raw.get("repeated_from"), set(raw.get("signals", [])))
+                   raw.get("repeated_from"), set(raw.get("signals", [])), list(raw.get("injections", [])))
 
 
 def signals_for(tool: str, args: dict[str, Any], ok: bool, data: dict[str, Any]) -> set[str]:

@@ -170,10 +170,16 @@ def validate(draft: VerdictDraft, history: list[Observation]) -> tuple[Verdict, 
     failures = [o for o in history if not o.ok and o.data.get("error") in ("unavailable", "rate_limited", "timeout")]
     if failures:
         cap(0.75, f"{len(failures)} telemetry call(s) failed, the picture is partial")
+    security_notes = list(draft.security_notes)
+    flagged = [o for o in history if o.injections and o.repeated_from is None]
+    if flagged and not security_notes:
+        notes.append("security notes added: tool results contained instruction-like text the draft did not report")
+        security_notes = [f"ignored instruction-like text in {o.call_id} ({o.tool}): {text!r}"
+                          for o in flagged for text in o.injections][:5]
     verdict = Verdict(
         status=status, summary=draft.summary, root_cause=root_cause, evidence=evidence, ruled_out=draft.ruled_out,
         impact=draft.impact, confidence=round(confidence, 2), remediation=remediation,
-        security_notes=draft.security_notes)
+        security_notes=security_notes)
     return verdict, notes
 
 

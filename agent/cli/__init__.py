@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from agent.cli.ask_cmd import ask, chat
+from agent.cli.eval_cmd import eval_command
 from agent.cli.scenarios_cmd import scenarios_app
 from agent.cli.schema_cmd import schema
 from agent.cli.tools_cmd import tools_app
@@ -14,6 +15,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 app.command()(ask)
 app.command()(chat)
 app.command()(schema)
+app.command("eval")(eval_command)
 app.add_typer(tools_app, name="tools")
 app.add_typer(scenarios_app, name="scenarios")
 

@@ -26,7 +26,7 @@ def list_command(
         except ScenarioError as exc:
             table.add_row(folder.name, "[red]invalid[/]", str(exc).splitlines()[0])
             continue
-        expected: str = scenario.expect.status if scenario.expect else "-"
+        expected = " | ".join(scenario.expect.statuses) if scenario.expect else "-"
         if scenario.expect and scenario.expect.category:
             expected += f" / {scenario.expect.category}"
         table.add_row(scenario.id, expected, scenario.title)

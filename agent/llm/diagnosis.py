@@ -122,8 +122,16 @@ class Diagnosis:
         if not found:
             return []
         cid, data = found
-        return [{"signal": "replicas", "claim": f"{name}: desired {data['desired']}, available {data['available']}",
-                 "tool_call_id": cid, "observed": {"desired": data["desired"], "available": data["available"]}}]
+        items = [{"signal": "replicas", "claim": f"{name}: desired {data['desired']}, available {data['available']}",
+                  "tool_call_id": cid, "observed": {"desired": data["desired"], "available": data["available"]}}]
+        events = data.get("events") or []
+        notable = [e for e in events if e["type"] == "Warning"] or [e for e in events if e["reason"] in (
+            "ScalingReplicaSet", "Killing", "Failed")]
+        if notable:
+            event = notable[-1]
+            items.append({"signal": "events", "claim": f"{event['object']}: {event['reason']}: {event['message']}",
+                          "tool_call_id": cid, "observed": {"reason": event["reason"]}})
+        return items
 
     def _log_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
         found = self.logs_of(namespace, name)
@@ -182,7 +190,7 @@ class Diagnosis:
                                "component": {"kind": "Deployment", "namespace": namespace, "name": name},
                                "explanation": explanation},
                 "evidence": evidence, "ruled_out": self._ruled_out(category), "impact": impact,
-                "confidence": confidence, "remediation": remediation, "security_notes": self.injections()}
+                "confidence": confidence, "remediation": remediation, "security_notes": []}
 
     def _ruled_out(self, category: str) -> list[str]:
         ruled = []
@@ -270,7 +278,7 @@ class Diagnosis:
                                    "explanation": "consumers are present but cannot keep up"},
                     "evidence": self._queue_evidence(queue), "ruled_out": self._ruled_out("consumer_too_slow"),
                     "impact": {"broken_flow": f"processing of {queue} lags", "backlog": data["messages"]},
-                    "confidence": 0.5, "remediation": None, "security_notes": self.injections()}
+                    "confidence": 0.5, "remediation": None, "security_notes": []}
         return None
 
     def _app_errors(self) -> dict[str, Any] | None:
@@ -304,7 +312,10 @@ class Diagnosis:
     def _healthy(self) -> dict[str, Any]:
         evidence: list[dict[str, Any]] = []
         for row in self.queue_rows()[:3]:
-            evidence += self._queue_evidence(row["queue"])[:1]
+            evidence += self._queue_evidence(row["queue"])
+        for cid, table in self.tables()[:2]:
+            evidence.append({"signal": "replicas", "claim": table["summary"], "tool_call_id": cid,
+                             "observed": {"attention": table["attention"]}})
         paused = []
         for namespace, name in self.candidates():
             detail = self.detail(namespace, name)
@@ -319,18 +330,7 @@ class Diagnosis:
         return {"status": status, "summary": summary, "root_cause": None, "evidence": evidence,
                 "ruled_out": ["consumer_unavailable: every queue with traffic has consumers"],
                 "impact": None, "confidence": 0.7 if evidence else 0.4, "remediation": None,
-                "security_notes": self.injections()}
-
-    def injections(self) -> list[str]:
-        notes = []
-        pattern = re.compile(r"ignore (all |any )?previous instructions|kubectl (delete|drain)|rm -rf|you are now",
-                             re.IGNORECASE)
-        for cid, _, data in self.seen.calls("search_logs"):
-            for line in data.get("samples", []):
-                if pattern.search(line.get("message", "")):
-                    notes.append(f"ignored instruction-like text in logs ({cid}, {line.get('service')}): "
-                                 f"{line['message'][:120]!r}")
-        return notes
+                "security_notes": []}
 
     def what_if(self, question: str) -> str:
         verdict = self.verdict()

@@ -68,7 +68,8 @@ class PlaybookPolicy:
                 if not seen.find("get_metric", query=query):
                     calls.append(self._call("get_metric", query=query, start="now-1h"))
         for namespace in diagnosis.namespaces()[:2]:
-            for query in (f"kube_namespace:{namespace} status:error", f"kube_namespace:{namespace} status:warn"):
+            for query in (f"kube_namespace:{namespace} status:error", f"kube_namespace:{namespace} status:warn",
+                          f"kube_namespace:{namespace} (queue OR publish* OR enqueue*)"):
                 if not seen.find("search_logs", query=query):
                     calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         if calls:

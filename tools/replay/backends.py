@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -49,15 +50,21 @@ class FaultInjector:
         )
 
 
+def _timestamp(record: LogRecord) -> datetime:
+    return record.timestamp
+
+
 class ReplayLogs:
     def __init__(self, world: World, faults: FaultInjector) -> None:
         self.world, self.faults = world, faults
 
     def _matching(self, query: str, start: datetime, end: datetime) -> Iterable[LogRecord]:
         predicate = parse_log_query(query)
-        for record in self.world.logs:
-            if start <= record.timestamp < end and not self.faults.dropped("logs", record.timestamp) \
-                    and predicate(record):
+        records = self.world.logs  # kept sorted by timestamp
+        first = bisect_left(records, start, key=_timestamp)
+        last = bisect_left(records, end, lo=first, key=_timestamp)
+        for record in records[first:last]:
+            if not self.faults.dropped("logs", record.timestamp) and predicate(record):
                 yield record
 
     def search(self, query: str, start: datetime, end: datetime, limit: int) -> list[LogRecord]:
@@ -113,7 +120,10 @@ class ReplayMetrics:
         for key, members in sorted(groups.items()):
             points: list[tuple[datetime, float | None]] = []
             for index, moment in enumerate(members[0].times):
-                if not start <= moment <= end or self.faults.dropped("metrics", moment):
+                if not start <= moment <= end:
+                    continue
+                if self.faults.dropped("metrics", moment):
+                    points.append((moment, None))  # an empty interval, as Datadog returns it
                     continue
                 values = [v for m in members if (v := m.values[index]) is not None]
                 points.append((moment, _aggregate(parsed.aggregator, values)))

@@ -6,6 +6,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tools.replay.scenario import ExtraMetric
 from tools.replay.world import METRIC_INTERVAL, World, _stable_hash
 
 
@@ -86,20 +87,31 @@ def derive_series(world: World) -> list[RawSeries]:
                       gated([_rate(delivered, i) for i in range(len(rows))])),
         ]
     for extra in world.scenario.world.metrics:
-        anchors = sorted(extra.points, key=lambda p: p.at)
-        keys = [p.at for p in anchors]
-        values: list[float | None] = []
-        for t in times:
-            i = bisect_right(keys, t)
-            if i == 0 or (i == len(anchors) and t > keys[-1] + timedelta(minutes=5)):
-                values.append(None if i == 0 else anchors[-1].value)
-                continue
-            if i == len(anchors):
-                base = anchors[-1].value
-            else:
-                a, b = anchors[i - 1], anchors[i]
-                frac = (t - a.at) / (b.at - a.at)
-                base = a.value + (b.value - a.value) * frac
-            values.append(base * (1 + extra.noise * _jitter(seed, extra.metric, t)))
-        series.append(RawSeries(extra.metric, dict(extra.tags), times, values))
+        values = _extra_values(extra, times, seed)
+        replaced = [s for s in series if extra.replace and s.metric == extra.metric
+                    and all(s.tags.get(k) == v for k, v in extra.tags.items())]
+        for target in replaced:
+            target.values = list(values)
+        if not replaced:
+            series.append(RawSeries(extra.metric, dict(extra.tags), times, values))
     return series
+
+
+def _extra_values(extra: ExtraMetric, times: list[datetime], seed: int) -> list[float | None]:
+    """Piecewise-linear between the points, no data before the first, the last value held after the last."""
+    anchors = sorted(extra.points, key=lambda p: p.at)
+    keys = [p.at for p in anchors]
+    values: list[float | None] = []
+    for t in times:
+        i = bisect_right(keys, t)
+        if i == 0 or (i == len(anchors) and t > keys[-1] + timedelta(minutes=5)):
+            values.append(None if i == 0 else anchors[-1].value)
+            continue
+        if i == len(anchors):
+            base = anchors[-1].value
+        else:
+            a, b = anchors[i - 1], anchors[i]
+            frac = (t - a.at) / (b.at - a.at)
+            base = a.value + (b.value - a.value) * frac
+        values.append(base * (1 + extra.noise * _jitter(seed, extra.metric, t)))
+    return values

@@ -18,7 +18,16 @@ from typing import Any
 
 from tools.datadog.protocol import LogRecord
 from tools.kubernetes.protocol import KubeEvent
-from tools.replay.scenario import Deployment, FlowStep, LogStatus, PodState, Queue, ReplicaChange, Scenario
+from tools.replay.scenario import (
+    Deployment,
+    FlowStep,
+    Gate,
+    LogStatus,
+    PodState,
+    Queue,
+    ReplicaChange,
+    Scenario,
+)
 
 TICK = timedelta(seconds=5)
 METRIC_INTERVAL = 15
@@ -329,7 +338,8 @@ class World:
             if (flow.start and end <= flow.start) or (flow.end and begin >= flow.end):
                 continue
             for at in self._arrivals(flow.rate_per_min, begin, end):
-                self._run_flow(flow.steps, at)
+                if self.gate_open(flow.only_while, at):
+                    self._run_flow(flow.steps, at)
         for queue in self.queues.values():
             self._consume(queue, begin, end)
         for sim in self.deployments.values():
@@ -337,9 +347,19 @@ class World:
                 if (stream.start and end <= stream.start) or (stream.end and begin >= stream.end):
                     continue
                 for at in self._arrivals(stream.rate_per_min, begin, end):
-                    if not self._stream_active(sim, stream.when, at):
+                    if not self._stream_active(sim, stream.when, at) or not self.gate_open(stream.only_while, at):
                         continue
                     self._log(sim, at, stream.message, stream.status, self._message_vars(), dict(stream.attributes))
+
+    def gate_open(self, gate: Gate | None, at: datetime) -> bool:
+        if gate is None:
+            return True
+        sim = self.deployments[(gate.namespace or self.namespace, gate.deployment)]
+        if gate.up is not None and (sim.available(at) > 0) != gate.up:
+            return False
+        if gate.image is not None and sim.revision.image != gate.image:
+            return False
+        return gate.image_not is None or sim.revision.image != gate.image_not
 
     @staticmethod
     def _stream_active(sim: DeploymentSim, when: str, at: datetime) -> bool:
