@@ -90,7 +90,7 @@ def search_logs(
     volume = [0] * n_buckets
     for row in counts:
         if row.time is not None:
-            volume[min(n_buckets - 1, int((row.time - span.start).total_seconds() // bucket))] += row.count
+            volume[max(0, min(n_buckets - 1, int((row.time - span.start).total_seconds() // bucket)))] += row.count
     total = sum(volume)
     by_service: dict[str, int] = {}
     by_status: dict[str, int] = {}

@@ -1,0 +1,250 @@
+"""Live Datadog backends: logs v2 search and aggregate, metrics v1 query and active list, metrics v2 tags."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import urllib3
+from datadog_api_client import ApiClient, Configuration
+from datadog_api_client.exceptions import ApiException
+from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsApiV1
+from datadog_api_client.v2.api.logs_api import LogsApi
+from datadog_api_client.v2.api.metrics_api import MetricsApi as MetricsApiV2
+from datadog_api_client.v2.model.logs_aggregate_request import LogsAggregateRequest
+from datadog_api_client.v2.model.logs_aggregation_function import LogsAggregationFunction
+from datadog_api_client.v2.model.logs_compute import LogsCompute
+from datadog_api_client.v2.model.logs_compute_type import LogsComputeType
+from datadog_api_client.v2.model.logs_group_by import LogsGroupBy
+from datadog_api_client.v2.model.logs_list_request import LogsListRequest
+from datadog_api_client.v2.model.logs_list_request_page import LogsListRequestPage
+from datadog_api_client.v2.model.logs_query_filter import LogsQueryFilter
+from datadog_api_client.v2.model.logs_sort import LogsSort
+
+from tools.datadog.metricquery import parse_metric_query
+from tools.datadog.protocol import LogCount, LogRecord, Series
+from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable, UnknownMetric
+from tools.settings import Settings
+from tools.timerange import Clock, system_clock
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PAGE_LIMIT = 1000
+GROUP_LIMIT = 50
+ACTIVE_LOOKBACK = timedelta(days=1)
+
+
+def datadog_client(settings: Settings) -> ApiClient:
+    """An ApiClient with the keys, site (or DD_HOST), timeout from settings and no hidden urllib3 retries."""
+    configuration = Configuration(host=settings.dd_host) if settings.dd_host else Configuration()
+    if not settings.dd_host:
+        configuration.server_variables["site"] = settings.dd_site
+    configuration.api_key["apiKeyAuth"] = settings.require("dd_api_key")
+    configuration.api_key["appKeyAuth"] = settings.require("dd_app_key")
+    configuration.request_timeout = settings.timeout_seconds
+    configuration.retry_policy = False
+    return ApiClient(configuration)
+
+
+def _header(exc: ApiException, name: str) -> str | None:
+    return next((v for k, v in (exc.headers or {}).items() if k.lower() == name.lower()), None)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status == 429 or (exc.status or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError)
+
+
+def _reset_after(exc: BaseException) -> float | None:
+    value = _header(exc, "X-RateLimit-Reset") if isinstance(exc, ApiException) else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _translate(exc: ApiException) -> SourceError:
+    status = exc.status or 0
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = "; ".join(map(str, body.get("errors") or [])) or str(exc.body or exc.reason or "")[:300]
+    message = f"Datadog {status} {exc.reason or ''}: {detail}".strip()
+    if status in (401, 403):
+        return AuthFailed(f"{message}; check DD_API_KEY and DD_APP_KEY",
+                          hints=["the keys must belong to the organisation on DD_SITE (or DD_HOST)"])
+    if status == 404:
+        return NotFound(message)
+    if status == 429:
+        reset = _header(exc, "X-RateLimit-Reset")
+        return RateLimited(message, hints=[f"rate limit resets in {reset} s" if reset else "retry later",
+                                           "narrow the query or the time range"])
+    if status >= 500 or status == 0:
+        return Unavailable(message)
+    return BadQuery(message)
+
+
+class _DatadogBackend:
+    def __init__(self, settings: Settings | None = None, api_client: ApiClient | None = None) -> None:
+        self.settings = settings or Settings()
+        self.api_client = api_client or datadog_client(self.settings)
+
+    def _call(self, function: Callable[[], T]) -> T:
+        try:
+            return self.settings.call(function, transient=_transient, reset_after=_reset_after)
+        except ApiException as exc:
+            raise _translate(exc) from None
+        except urllib3.exceptions.HTTPError as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(reason, urllib3.exceptions.TimeoutError):
+                raise TimedOut(f"Datadog did not answer within {self.settings.timeout_seconds} s") from None
+            raise Unavailable(f"cannot reach Datadog: {reason}") from None
+
+
+def _at(node: Any, *path: str) -> Any:
+    for key in path:
+        if node is None:
+            return None
+        node = node.get(key)
+    return node
+
+
+def _complete(response: T, query: str) -> T:
+    status = _at(response, "meta", "status")
+    if status is not None and str(status) != "done":
+        logger.warning("Datadog returned partial log results (%s) for %r", status, query)
+    return response
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _interval(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _record(item: Any) -> LogRecord:
+    attributes = item.attributes
+    return LogRecord(
+        timestamp=attributes.timestamp.astimezone(UTC), service=attributes.get("service"),
+        status=attributes.get("status") or "info", host=attributes.get("host"),
+        message=attributes.get("message") or "", tags=list(attributes.get("tags") or []),
+        attributes=dict(attributes.get("attributes") or {}))
+
+
+class DatadogLogs(_DatadogBackend):
+    """LogSource over the logs v2 search and aggregate endpoints."""
+
+    page_size = PAGE_LIMIT
+
+    def _filter(self, query: str, start: datetime, end: datetime) -> LogsQueryFilter:
+        return LogsQueryFilter(query=query, _from=_when(start), to=_when(end), indexes=["*"])
+
+    def search(self, query: str, start: datetime, end: datetime, limit: int) -> list[LogRecord]:
+        api = LogsApi(self.api_client)
+        records: list[LogRecord] = []
+        cursor: str | None = None
+        while len(records) < limit:
+            page = LogsListRequestPage(limit=min(limit - len(records), self.page_size))
+            if cursor:
+                page.cursor = cursor
+            body = LogsListRequest(filter=self._filter(query, start, end), page=page,
+                                   sort=LogsSort.TIMESTAMP_DESCENDING)
+            response = _complete(self._call(partial(api.list_logs, body=body)), query)
+            data = response.get("data") or []
+            records.extend(_record(item) for item in data)
+            cursor = _at(response, "meta", "page", "after")
+            if not cursor or not data:
+                break
+        return records[:limit]
+
+    def count(self, query: str, start: datetime, end: datetime, group_by: list[str],
+              bucket_seconds: int | None) -> list[LogCount]:
+        if bucket_seconds:
+            compute = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TIMESERIES,
+                                  interval=_interval(bucket_seconds))
+        else:
+            compute = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TOTAL)
+        body = LogsAggregateRequest(compute=[compute], filter=self._filter(query, start, end))
+        if group_by:
+            body.group_by = [LogsGroupBy(facet=facet, limit=GROUP_LIMIT) for facet in group_by]
+        response = _complete(self._call(lambda: LogsApi(self.api_client).aggregate_logs(body=body)), query)
+        counts = []
+        for bucket in _at(response, "data", "buckets") or []:
+            by = bucket.get("by") or {}
+            group = {facet: str(by.get(facet, "")) for facet in group_by}
+            value = (bucket.get("computes") or {}).get("c0")
+            if not bucket_seconds:
+                counts.append(LogCount(group=group, count=round(float(value or 0))))
+                continue
+            for point in getattr(value, "value", None) or []:
+                if point.get("value"):
+                    moment = max(_parse(point.get("time")), start)  # buckets align to the interval, not to start
+                    counts.append(LogCount(time=moment, group=group, count=round(point.get("value"))))
+        return counts
+
+
+class DatadogMetrics(_DatadogBackend):
+    """MetricSource over the metrics v1 query and active-metrics endpoints and the v2 all-tags endpoint."""
+
+    def __init__(self, settings: Settings | None = None, api_client: ApiClient | None = None,
+                 clock: Clock = system_clock) -> None:
+        super().__init__(settings, api_client)
+        self.clock = clock
+        self._active: dict[int, list[str]] = {}
+
+    def _active_since(self, since: datetime) -> list[str]:
+        since_s = int(since.timestamp()) // 3600 * 3600
+        if since_s not in self._active:
+            response = self._call(lambda: MetricsApiV1(self.api_client).list_active_metrics(_from=since_s))
+            self._active[since_s] = sorted(response.get("metrics") or [])
+        return self._active[since_s]
+
+    def metric_names(self) -> list[str]:
+        return self._active_since(self.clock() - ACTIVE_LOOKBACK)
+
+    def metric_tags(self, metric: str) -> list[str]:
+        try:
+            response = self._call(lambda: MetricsApiV2(self.api_client).list_tags_by_metric_name(metric))
+        except NotFound:
+            return []
+        return sorted(set(_at(response, "data", "attributes", "tags") or []))
+
+    def query(self, query: str, start: datetime, end: datetime) -> list[Series]:
+        parsed = parse_metric_query(query)
+        response = self._call(lambda: MetricsApiV1(self.api_client).query_metrics(
+            _from=int(start.timestamp()), to=int(end.timestamp()), query=query))
+        if response.get("status") == "error":
+            raise BadQuery(f"Datadog could not run {query!r}: {response.get('error')}")
+        series = [_series(item) for item in response.get("series") or []]
+        if series:
+            return series
+        names = self._active_since(min(start, self.clock() - ACTIVE_LOOKBACK))
+        if parsed.metric not in names:
+            close = difflib.get_close_matches(parsed.metric, names, n=5, cutoff=0.5)
+            raise UnknownMetric(f"no metric named {parsed.metric!r} has reported data",
+                                hints=[f"closest known metrics: {', '.join(close)}" if close
+                                       else "list metrics by prefix, e.g. kubernetes_state.deployment.*"])
+        return []
+
+
+def _series(item: Any) -> Series:
+    pairs = [getattr(point, "value", point) for point in item.get("pointlist") or []]
+    points = [(datetime.fromtimestamp(float(ms) / 1000, UTC), None if value is None else float(value))
+              for ms, value in pairs]
+    units = [u for u in item.get("unit") or [] if u]
+    return Series(metric=item.get("metric") or "", tags=list(item.get("tag_set") or []), points=points,
+                  unit=units[0].get("name") if units else None)

@@ -1,0 +1,19 @@
+"""The live sources: Datadog, Kubernetes and RabbitMQ behind the same protocols as replay."""
+
+from __future__ import annotations
+
+from tools.datadog.live import DatadogLogs, DatadogMetrics, datadog_client
+from tools.kubernetes.live import KubernetesCluster
+from tools.rabbitmq.live import RabbitMQManagement
+from tools.settings import Settings
+from tools.timerange import system_clock
+from tools.toolkit import Sources
+
+
+def live_sources(settings: Settings | None = None) -> Sources:
+    """Build every live backend; raises ConfigError naming the first missing credential."""
+    settings = settings or Settings()
+    datadog = datadog_client(settings)
+    return Sources(logs=DatadogLogs(settings, datadog), metrics=DatadogMetrics(settings, datadog, system_clock),
+                   cluster=KubernetesCluster(settings), broker=RabbitMQManagement(settings),
+                   clock=system_clock, label="live")
