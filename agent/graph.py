@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_TOOL_MESSAGE_CHARS = 8000
 EventSink = Callable[[str, dict[str, Any]], None]
+GraphExtension = Callable[[StateGraph], str]
 
 
 def _no_events(kind: str, payload: dict[str, Any]) -> None:
@@ -57,7 +58,10 @@ def _parse_json_object(text: str | None) -> dict[str, Any]:
 
 
 def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: Budgets | None = None, *,
-                checkpointer: BaseCheckpointSaver[Any] | None = None, on_event: EventSink | None = None) -> Any:
+                checkpointer: BaseCheckpointSaver[Any] | None = None, on_event: EventSink | None = None,
+                after_verdict: GraphExtension | None = None) -> Any:
+    """`after_verdict` adds nodes that run once the verdict exists (e.g. the human-approved remediation step)
+    and returns the name of its first node; without it the graph ends at the verdict."""
     limits = budgets or Budgets()
     emit = on_event or _no_events
     pool_size = 4 if sources.label == "live" else 1
@@ -243,5 +247,5 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", after_model)
     graph.add_conditional_edges("tools", after_tools)
-    graph.add_edge("verdict", END)
+    graph.add_edge("verdict", after_verdict(graph) if after_verdict else END)
     return graph.compile(checkpointer=checkpointer)

@@ -31,3 +31,4 @@ class AgentState(TypedDict, total=False):
     stop_reason: str | None
     answer: str | None
     verdict: dict[str, Any] | None
+    remediation: dict[str, Any] | None
