@@ -34,7 +34,7 @@ def test_step2_replicas_available_zero(toolbox: Toolbox, incident5: Sources) -> 
 
 def test_step3_queue_has_no_consumer_and_grows(toolbox: Toolbox, incident5: Sources) -> None:
     stats = call(toolbox, incident5, "get_queue_stats", queue="shipping-task")
-    assert stats["consumers"] == 0
+    assert stats["consumers"] == 0 and stats["consumed_by"] == []
     assert stats["messages"] == 5
     assert stats["depth_trend"]["direction"] == "rising"
     consumers = call(toolbox, incident5, "get_metric", start="now-15m",
@@ -63,6 +63,7 @@ def test_healthy_twin_shows_the_opposite(toolbox: Toolbox, healthy5: Sources) ->
     assert metric["series"][0]["trend"]["min"] == 1.0
     stats = call(toolbox, healthy5, "get_queue_stats", queue="shipping-task")
     assert stats["consumers"] == 1 and stats["messages"] == 0
+    assert stats["consumed_by"] == ["Deployment sock-shop/queue-master (1 consumer)"]
     assert stats["depth_trend"]["max"] <= 1
 
 

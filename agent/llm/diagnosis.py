@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -65,6 +66,16 @@ class Diagnosis:
             if trend.get("direction") == "rising" and (trend.get("last") or 0) >= 10:
                 slow.append(queue)
         return slow
+
+    def consumers_of(self, queue: str) -> list[tuple[str, str]]:
+        """Deployments the queue's consumers run in, as get_queue_stats resolved them from pod IPs."""
+        found = self.queue_stats(queue)
+        refs = []
+        for entry in (found[1].get("consumed_by") or []) if found else []:
+            match = re.match(r"Deployment ([^/\s]+)/(\S+)", entry)
+            if match:
+                refs.append((match.group(1), match.group(2)))
+        return refs
 
     def tables(self) -> list[tuple[str, dict[str, Any]]]:
         return [(cid, data) for cid, args, data in self.seen.calls("get_deployment")
@@ -270,7 +281,31 @@ class Diagnosis:
         for queue in self.slow_queues():
             stats = self.queue_stats(queue)
             assert stats is not None
-            data = stats[1]
+            cid, data = stats
+            for namespace, name in self.consumers_of(queue)[:1]:
+                detail = self.detail(namespace, name)
+                if not detail:
+                    continue
+                current = max(1, detail[1]["desired"])
+                publish, deliver = data["publish_rate"] or 0.0, data["deliver_rate"] or 0.0
+                needed = math.ceil(current * publish / deliver * 1.25) if deliver else current + 1
+                target = max(current + 1, needed)
+                evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
+                evidence.append({"signal": "producer_activity",
+                                 "claim": f"publish {publish}/s against deliver {deliver}/s",
+                                 "tool_call_id": cid, "observed": {"publish_rate": publish, "deliver_rate": deliver}})
+                remediation = {"action": "scale", "namespace": namespace, "name": name, "replicas": target,
+                               "risk": "low",
+                               "rationale": f"{current} replica(s) deliver {deliver}/s while {publish}/s arrive",
+                               "verification": [f"{name} available replicas = {target}",
+                                                "deliver rate ≥ publish rate", "queue depth falling"]}
+                return self._incident(
+                    "consumer_too_slow", namespace, name,
+                    f"{queue} is growing ({data['messages']} messages): its {data['consumers']} consumer(s) in "
+                    f"{name} deliver {deliver}/s while producers publish {publish}/s.",
+                    "The consumer is running but cannot keep up with the publish rate.",
+                    evidence, remediation, {"broken_flow": f"processing of {queue} lags",
+                                            "backlog": data["messages"]}, 0.8)
             return {"status": "incident",
                     "summary": f"{queue} is growing with {data['consumers']} consumer(s): publish "
                                f"{data['publish_rate']}/s exceeds deliver {data['deliver_rate']}/s.",

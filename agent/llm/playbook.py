@@ -62,6 +62,10 @@ class PlaybookPolicy:
             query = f"kube_namespace:{namespace} service:{name}"
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
+        for queue in diagnosis.slow_queues()[:2]:
+            for namespace, name in diagnosis.consumers_of(queue)[:1]:
+                if not seen.find("get_deployment", namespace=namespace, name=name):
+                    calls.append(self._call("get_deployment", namespace=namespace, name=name))
         for queue in diagnosis.stalled_queues()[:2]:
             for metric in ("consumers", "messages"):
                 query = f"avg:rabbitmq.queue.{metric}{{rabbitmq_queue:{queue}}}"

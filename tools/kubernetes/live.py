@@ -114,7 +114,15 @@ def _pod(item: Any) -> PodInfo:
     ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
     return PodInfo(name=item.metadata.name, phase=status.phase or "Unknown", ready=ready,
                    restarts=sum(c.restart_count or 0 for c in containers), waiting_reason=waiting,
-                   last_termination_reason=terminated, started_at=_utc(status.start_time), node=item.spec.node_name)
+                   last_termination_reason=terminated, started_at=_utc(status.start_time), node=item.spec.node_name,
+                   ip=status.pod_ip, owner=_owning_deployment(item.metadata))
+
+
+def _owning_deployment(meta: Any) -> str | None:
+    for ref in meta.owner_references or []:
+        if ref.kind == "ReplicaSet" and "-" in ref.name:
+            return str(ref.name).rsplit("-", 1)[0]
+    return None
 
 
 def _event(item: Any) -> KubeEvent:

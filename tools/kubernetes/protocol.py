@@ -25,6 +25,8 @@ class PodInfo(BaseModel):
     last_termination_reason: str | None = None
     started_at: datetime | None = None
     node: str | None = None
+    ip: str | None = None
+    owner: str | None = Field(None, description="the Deployment that owns the pod (through its ReplicaSet)")
 
 
 class DeploymentInfo(BaseModel):

@@ -69,7 +69,9 @@ def _queue(raw: dict[str, Any], samples: list[tuple[datetime, int]] | None = Non
         consumers=raw.get("consumers") or 0, consumer_utilisation=utilisation,
         publish_rate=_rate(stats, "publish"), deliver_rate=_rate(stats, "deliver_get"), ack_rate=_rate(stats, "ack"),
         depth_rate=_rate(raw, "messages"), idle_since=_time(raw.get("idle_since")), durable=bool(raw.get("durable")),
-        state=raw.get("state"), depth_samples=samples or [])
+        state=raw.get("state"), depth_samples=samples or [],
+        consumer_hosts=[host for c in raw.get("consumer_details") or []
+                        if (host := (c.get("channel_details") or {}).get("peer_host"))])
 
 
 class RabbitMQManagement:

@@ -23,6 +23,7 @@ class QueueInfo(BaseModel):
     idle_since: datetime | None = None
     durable: bool = False
     state: str | None = None
+    consumer_hosts: list[str] = Field(default_factory=list, description="peer address of each consumer's channel")
     depth_samples: list[tuple[datetime, int]] = Field(default_factory=list)
 
 

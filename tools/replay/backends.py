@@ -204,7 +204,7 @@ class ReplayCluster:
                     name=pod.name, phase="Pending" if pod.state in ("pending", "imagepull") else "Running",
                     ready=ready, restarts=pod.restarts(now), waiting_reason=waiting,
                     last_termination_reason=pod.reason if pod.state == "crashloop" else None,
-                    started_at=pod.created, node=pod.node))
+                    started_at=pod.created, node=pod.node, ip=pod.ip, owner=sim.name))
         return pods
 
     def list_events(self, namespace: str, since: datetime, kind: str | None = None,
@@ -254,7 +254,7 @@ class ReplayBroker:
             deliver_rate=round(deliver_rate, 3), ack_rate=round(deliver_rate, 3),
             depth_rate=round((current[0] - before[0]) / seconds, 3),
             idle_since=queue.last_activity if idle else None, durable=queue.spec.durable, state="running",
-            depth_samples=samples)
+            depth_samples=samples, consumer_hosts=world.consumer_hosts(queue.spec, now))
 
     def list_queues(self, vhost: str | None = None) -> list[QueueInfo]:
         self._ensure_up()

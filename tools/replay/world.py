@@ -54,6 +54,7 @@ class PodSim:
     state: PodState
     reason: str | None
     node: str
+    ip: str = ""
 
     def ready_at(self, startup: int) -> datetime:
         return self.created + timedelta(seconds=startup)
@@ -202,7 +203,9 @@ class World:
         sim.pod_counter += 1
         name = f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.name, sim.pod_counter)}"
         node = f"node-{_stable_hash(self.scenario.seed, name) % 3 + 1}"
-        pod = PodSim(name, at, sim.revision.pod_state, sim.revision.reason, node)
+        address = _stable_hash(self.scenario.seed, name, "ip")
+        ip = f"10.{36 + address % 8}.{(address >> 8) % 256}.{(address >> 16) % 250 + 2}"
+        pod = PodSim(name, at, sim.revision.pod_state, sim.revision.reason, node, ip)
         sim.pods.append(pod)
         if emit:
             self._event(sim.namespace, "ReplicaSet", self.replica_set(sim), "SuccessfulCreate",
@@ -303,6 +306,14 @@ class World:
             return True
         sim = self.deployments[(broker.namespace or self.namespace, broker.deployment)]
         return sim.available(at) > 0
+
+    def consumer_hosts(self, queue: Queue, at: datetime) -> list[str]:
+        """The address of each attached consumer, as the broker reports its channel's peer host."""
+        if queue.consumer is None or not self.broker_up(at):
+            return []
+        sim = self.deployments[(queue.consumer.namespace or self.namespace, queue.consumer.deployment)]
+        ready = [p.ip for p in sim.pods if p.state == "running" and p.ready_at(sim.spec.startup_seconds) <= at]
+        return [ip for ip in ready for _ in range(queue.consumer.per_replica)]
 
     def consumers(self, queue: Queue, at: datetime) -> int:
         if queue.consumer is None or not self.broker_up(at):
