@@ -20,8 +20,9 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import ValidationError
 
 from agent.drafts import VerdictDraft
-from agent.llm.base import AssistantTurn, ChatModel, Message
-from agent.prompts import verdict_prompt
+from agent.guided import Inventory, compact, expand_verdict, step_guide, step_schema, to_tool_call, verdict_schema
+from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
+from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
 from agent.signals import Observation, progress_note, signals_for
 from agent.state import AgentState, Budgets
@@ -82,7 +83,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if stop:
             return {"stop_reason": stop}
         began = time.perf_counter()
-        turn = model.complete(state["messages"], toolbox.schemas())
+        turn = guided_turn(state) if model.guided else model.complete(state["messages"], toolbox.schemas())
         seconds = time.perf_counter() - began
         used = {o["call_id"] for o in state.get("observations", [])}
         for call in turn.tool_calls:
@@ -97,6 +98,31 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                 "prompt_tokens": state.get("prompt_tokens", 0) + turn.prompt_tokens,
                 "completion_tokens": state.get("completion_tokens", 0) + turn.completion_tokens,
                 "llm_seconds": state.get("llm_seconds", 0.0) + seconds, "stop_reason": None}
+
+    def guided_turn(state: AgentState) -> AssistantTurn:
+        inventory = Inventory.of(observations_of(state))
+        messages = [*state["messages"], {"role": "user", "content": step_guide(inventory)}]
+        prompt_tokens = completion_tokens = 0
+        problem = ""
+        for _attempt in range(2):
+            raw = model.complete(messages, [], step_schema(inventory))
+            prompt_tokens += raw.prompt_tokens
+            completion_tokens += raw.completion_tokens
+            try:
+                call = to_tool_call(_parse_json_object(raw.content))
+            except ValueError as exc:
+                problem = f"not a valid step ({exc}): {str(raw.content)[:120]!r}"
+                messages += [{"role": "assistant", "content": raw.content or ""},
+                             {"role": "user", "content": f"{problem}. Reply with one JSON step only."}]
+                continue
+            if call is None:
+                return AssistantTurn(content="ready to answer", prompt_tokens=prompt_tokens,
+                                     completion_tokens=completion_tokens)
+            call_id = f"call_{len(state.get('observations', [])) + 1}"
+            return AssistantTurn(tool_calls=[ToolCall(id=call_id, name=call[0], arguments=call[1])],
+                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return AssistantTurn(content=f"(gave up choosing a step: {problem})", prompt_tokens=prompt_tokens,
+                             completion_tokens=completion_tokens)
 
     def after_model(state: AgentState) -> Literal["tools", "verdict", "__end__"]:
         last = state["messages"][-1]
@@ -165,7 +191,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             new.append(obs)
             if isinstance(outcome.args, dict) and outcome.ok:
                 seen[(name, json.dumps(outcome.args, sort_keys=True))] = obs
-            text = outcome.text()
+            text = compact(name, data) if model.guided else outcome.text()
             replies[call_id] = text if len(text) <= MAX_TOOL_MESSAGE_CHARS else text[:MAX_TOOL_MESSAGE_CHARS] + "…"
             emit("tool", {"id": call_id, "name": name, "args": outcome.args, "ok": outcome.ok, "ms": outcome.ms,
                           "summary": obs.summary})
@@ -195,8 +221,13 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                        "timeout")}
         calls = "\n".join(f"- {o.call_id} {o.tool}({json.dumps(o.args)}): "
                           f"{'ok' if o.ok else 'FAILED'} — {o.summary[:200]}" for o in history) or "- none"
-        messages = [*state["messages"], {"role": "user", "content": verdict_prompt(calls)}]
-        schema = VerdictDraft.model_json_schema()
+        if model.guided:
+            ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
+            messages = [*state["messages"], {"role": "user", "content": guided_verdict_prompt(calls)}]
+            schema = verdict_schema(Inventory.of(history), ids)
+        else:
+            messages = [*state["messages"], {"role": "user", "content": verdict_prompt(calls)}]
+            schema = VerdictDraft.model_json_schema()
         counters = {"llm_calls": state.get("llm_calls", 0), "prompt_tokens": state.get("prompt_tokens", 0),
                     "completion_tokens": state.get("completion_tokens", 0),
                     "llm_seconds": state.get("llm_seconds", 0.0)}
@@ -209,7 +240,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             counters["completion_tokens"] += turn.completion_tokens
             counters["llm_seconds"] += time.perf_counter() - began
             try:
-                draft = VerdictDraft.model_validate(_parse_json_object(turn.content))
+                raw = _parse_json_object(turn.content)
+                draft = VerdictDraft.model_validate(expand_verdict(raw, history) if model.guided else raw)
             except (ValueError, ValidationError) as exc:
                 problem = str(exc).replace("\n", " ")[:400]
                 log.info("verdict draft rejected: %s", problem)

@@ -44,6 +44,7 @@ class ChatModel(Protocol):
 
     name: str
     is_baseline: bool
+    guided: bool
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  response_schema: dict[str, Any] | None = None) -> AssistantTurn: ...

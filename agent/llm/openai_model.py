@@ -21,7 +21,8 @@ class OpenAIChatModel:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 120.0, temperature: float = 0.0, seed: int | None = 7,
-                 extra_body: dict[str, Any] | None = None, label: str | None = None) -> None:
+                 extra_body: dict[str, Any] | None = None, label: str | None = None, guided: bool = False) -> None:
+        self.guided = guided
         self.model = model
         self.name = label or f"openai:{model}"
         self.temperature, self.seed = temperature, seed

@@ -21,6 +21,7 @@ class PlaybookPolicy:
 
     name = "playbook"
     is_baseline = True
+    guided = False
 
     def __init__(self) -> None:
         self._counter = 0

@@ -29,6 +29,7 @@ class ScriptedModel:
     steps: list[Step]
     name: str = "scripted"
     is_baseline: bool = False
+    guided: bool = False
     calls: list[RecordedCall] = field(default_factory=list)
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],

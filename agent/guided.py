@@ -1,0 +1,244 @@
+"""Guided mode: how the graph makes a small model succeed without changing what a strong model may do.
+
+Instead of free-form tool calls, each turn is one JSON-schema-constrained choice (decoded under a grammar by the
+server): a tool and arguments whose values are enumerated from what earlier calls discovered (namespaces,
+deployments, queues). Code turns the choice into the real tool call, results are compacted, and the verdict is a
+compact constrained draft that code expands into evidence citing the calls, with the numbers copied from them.
+The validator then checks it like any other verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.signals import Observation
+
+STANDARD_METRICS = {
+    "replicas_available": ("kubernetes_state.deployment.replicas_available", "kube_deployment"),
+    "queue_depth": ("rabbitmq.queue.messages", "rabbitmq_queue"),
+    "queue_consumers": ("rabbitmq.queue.consumers", "rabbitmq_queue"),
+    "publish_rate": ("rabbitmq.queue.messages.publish.rate", "rabbitmq_queue"),
+}
+WINDOWS = {"5m": "now-5m", "15m": "now-15m", "1h": "now-1h"}
+KEY_FIELDS = {
+    "get_queue_stats": ("consumers", "messages", "publish_rate", "deliver_rate"),
+    "get_deployment": ("desired", "available"),
+    "search_logs": ("total",),
+    "list_events": ("total",),
+}
+MAX_COMPACT_CHARS = 700
+
+
+@dataclass
+class Inventory:
+    namespaces: list[str] = field(default_factory=list)
+    deployments: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, observations: list[Observation]) -> Inventory:
+        inventory = cls()
+        for obs in observations:
+            if not obs.ok:
+                continue
+            data = obs.data
+            for row in data.get("namespaces", []):
+                _add(inventory.namespaces, row.get("namespace"))
+                for flagged in row.get("attention", []):
+                    _add(inventory.deployments, f"{row.get('namespace')}/{flagged.split(' ')[0]}")
+            for consumer in data.get("consumed_by") or []:
+                match = re.match(r"Deployment (\S+/\S+)", consumer)
+                if match:
+                    _add(inventory.deployments, match.group(1))
+            if "deployments" in data:
+                for row in data["deployments"]:
+                    _add(inventory.deployments, f"{data['namespace']}/{row['name']}")
+            elif obs.tool == "get_deployment" and "name" in data:
+                _add(inventory.deployments, f"{data['namespace']}/{data['name']}")
+            for row in data.get("queues", []):
+                _add(inventory.queues, row.get("queue"))
+            if obs.tool == "get_queue_stats" and "queue" in data:
+                _add(inventory.queues, data["queue"])
+        return inventory
+
+
+def _add(items: list[str], value: Any) -> None:
+    if isinstance(value, str) and value and value not in items:
+        items.append(value)
+
+
+def _enum(values: list[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": values} if values else {"type": "string"}
+
+
+def _choice(tool: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "required": ["tool", *required],
+            "properties": {"tool": {"type": "string", "enum": [tool]}, **properties}}
+
+
+def step_schema(inventory: Inventory) -> dict[str, Any]:
+    """The next step: one of the tools, with argument values from the inventory, or `answer`."""
+    namespaces, deployments, queues = inventory.namespaces, inventory.deployments, inventory.queues
+    choices = [_choice("list_namespaces", {}, []), _choice("list_queues", {}, [])]
+    if namespaces:
+        choices.append(_choice("list_deployments", {"namespace": _enum(namespaces)}, ["namespace"]))
+    if deployments:
+        choices += [
+            _choice("get_deployment", {"deployment": _enum(deployments)}, ["deployment"]),
+            _choice("search_logs", {"deployment": _enum(deployments), "window": _enum(list(WINDOWS))},
+                    ["deployment", "window"]),
+            _choice("list_events", {"deployment": _enum(deployments)}, ["deployment"]),
+        ]
+    if namespaces:
+        choices.append(_choice("search_errors", {"namespace": _enum(namespaces), "window": _enum(list(WINDOWS))},
+                               ["namespace", "window"]))
+    if queues:
+        choices.append(_choice("get_queue", {"queue": _enum(queues)}, ["queue"]))
+        choices.append(_choice("queue_metric", {"queue": _enum(queues),
+                                                "metric": _enum(["queue_depth", "queue_consumers", "publish_rate"])},
+                               ["queue", "metric"]))
+    if deployments:
+        choices.append(_choice("replicas_metric", {"deployment": _enum(deployments)}, ["deployment"]))
+    choices.append(_choice("answer", {}, []))
+    return {"anyOf": choices}
+
+
+def step_guide(inventory: Inventory) -> str:
+    lines = ["Choose ONE next step as JSON. Steps:",
+             '- {"tool":"list_namespaces"}: namespaces and deployments below desired',
+             '- {"tool":"list_queues"}: every queue with depth and consumers']
+    if inventory.namespaces:
+        lines += ['- {"tool":"list_deployments","namespace":N}: desired/available of every deployment',
+                  '- {"tool":"search_errors","namespace":N,"window":"15m"}: error logs in a namespace']
+    if inventory.deployments:
+        lines += ['- {"tool":"get_deployment","deployment":"ns/name"}: replicas, pods, last scaling',
+                  '- {"tool":"search_logs","deployment":"ns/name","window":"5m"}: has it logged recently?',
+                  '- {"tool":"list_events","deployment":"ns/name"}: its Kubernetes events',
+                  '- {"tool":"replicas_metric","deployment":"ns/name"}: available replicas over the last hour']
+    if inventory.queues:
+        lines += ['- {"tool":"get_queue","queue":Q}: consumers, rates, depth trend, which deployment consumes it',
+                  '- {"tool":"queue_metric","queue":Q,"metric":"queue_depth"}: a queue metric over the last hour']
+    lines.append('- {"tool":"answer"}: you have enough evidence; stop and give the verdict')
+    return "\n".join(lines)
+
+
+def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The real tool call for a guided choice; None for `answer`."""
+    tool = choice.get("tool")
+    namespace, _, name = str(choice.get("deployment", "")).partition("/")
+    window = WINDOWS.get(str(choice.get("window")), "now-15m")
+    if tool == "list_namespaces":
+        return "list_namespaces", {}
+    if tool == "list_queues":
+        return "get_queue_stats", {}
+    if tool == "list_deployments":
+        return "get_deployment", {"namespace": choice.get("namespace")}
+    if tool == "get_deployment":
+        return "get_deployment", {"namespace": namespace, "name": name}
+    if tool == "search_logs":
+        return "search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": window}
+    if tool == "search_errors":
+        return "search_logs", {"query": f"kube_namespace:{choice.get('namespace')} status:error", "start": window}
+    if tool == "list_events":
+        return "list_events", {"namespace": namespace, "involved_object": name}
+    if tool == "get_queue":
+        return "get_queue_stats", {"queue": choice.get("queue")}
+    if tool == "queue_metric":
+        metric, tag = STANDARD_METRICS.get(str(choice.get("metric")), STANDARD_METRICS["queue_depth"])
+        return "get_metric", {"query": f"avg:{metric}{{{tag}:{choice.get('queue')}}}", "start": "now-1h"}
+    if tool == "replicas_metric":
+        metric, tag = STANDARD_METRICS["replicas_available"]
+        return "get_metric", {"query": f"avg:{metric}{{kube_namespace:{namespace},{tag}:{name}}}", "start": "now-1h"}
+    return None
+
+
+def compact(tool: str, data: dict[str, Any]) -> str:
+    """What a small model needs from a result: the summary and the key numbers."""
+    if "error" in data:
+        return json.dumps({"error": data["error"], "message": data.get("message", "")[:300]})
+    kept: dict[str, Any] = {"summary": data.get("summary", "")}
+    for key in KEY_FIELDS.get(tool, ()):
+        if key in data:
+            kept[key] = data[key]
+    if tool == "get_queue_stats" and data.get("consumed_by"):
+        kept["consumed_by"] = data["consumed_by"]
+    if "attention" in data:
+        kept["attention"] = data["attention"]
+    text = json.dumps(kept, separators=(",", ":"))
+    return text if len(text) <= MAX_COMPACT_CHARS else text[:MAX_COMPACT_CHARS] + "…"
+
+
+def verdict_schema(inventory: Inventory, call_ids: list[str]) -> dict[str, Any]:
+    from agent.verdict import Category
+
+    categories = list(Category.__args__)  # type: ignore[attr-defined]
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["status", "category", "component", "summary", "evidence", "remediation", "confidence"],
+        "properties": {
+            "status": {"type": "string", "enum": ["incident", "healthy", "inconclusive"]},
+            "category": {"type": "string", "enum": categories},
+            "component": _enum([*inventory.deployments, "none"]),
+            "summary": {"type": "string", "maxLength": 400},
+            "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
+            "remediation": {"type": "string", "enum": ["scale", "rollout_restart", "rollback", "none"]},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 20},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    }
+
+
+def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
+    data, claim = obs.data, obs.summary[:200]
+    items: list[dict[str, Any]] = []
+    if obs.tool == "get_queue_stats" and "queue" in data:
+        items += [{"signal": "queue_consumers", "observed": {"consumers": data["consumers"]}},
+                  {"signal": "queue_depth", "observed": {"messages": data["messages"]}}]
+    elif obs.tool == "get_deployment" and "name" in data:
+        items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
+    elif obs.tool == "search_logs":
+        signal = "errors" if "status:error" in str(obs.args.get("query")) else "consumer_logs"
+        items.append({"signal": signal, "observed": {"total": data["total"]}})
+    elif obs.tool == "get_metric" and data.get("series"):
+        signal = next((s for s in ("replicas", "queue_consumers", "queue_depth", "producer_activity")
+                       if s in obs.signals), "other")
+        items.append({"signal": signal, "observed": {"last": data["series"][0]["trend"]["last"]}})
+    elif obs.tool == "list_events":
+        items.append({"signal": "events", "observed": {"total": data["total"]}})
+    return [{**item, "claim": claim, "tool_call_id": obs.call_id} for item in items]
+
+
+def _concerns(obs: Observation, names: set[str]) -> bool:
+    text = json.dumps(obs.args) + " " + obs.summary
+    return any(name in text for name in names)
+
+
+def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> dict[str, Any]:
+    """A full verdict draft from the compact one: evidence from the cited calls (and, as bookkeeping, every other
+    successful call about the chosen component or a queue), numbers copied from their results."""
+    status = choice.get("status", "inconclusive")
+    namespace, _, name = str(choice.get("component") or "").partition("/")
+    by_id = {o.call_id: o for o in observations if o.ok and o.repeated_from is None}
+    cited = [by_id[c] for c in choice.get("evidence", []) if c in by_id]
+    names = {name} if name else set()
+    names |= {o.data["queue"] for o in by_id.values() if o.tool == "get_queue_stats" and "queue" in o.data}
+    related = [o for o in by_id.values() if o not in cited and _concerns(o, names)] if status != "healthy" else []
+    evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
+    if status == "healthy":
+        evidence += [item for obs in by_id.values() if obs not in cited and obs.tool == "get_queue_stats"
+                     for item in _evidence_for(obs)]
+    draft: dict[str, Any] = {"status": status, "summary": choice.get("summary") or status,
+                             "confidence": choice.get("confidence", 0.5), "evidence": evidence}
+    if status == "incident" and name:
+        draft["root_cause"] = {"category": choice.get("category", "unknown"), "explanation": draft["summary"],
+                               "component": {"kind": "Deployment", "namespace": namespace, "name": name}}
+        action = choice.get("remediation", "none")
+        if action != "none":
+            draft["remediation"] = {"action": action, "namespace": namespace, "name": name,
+                                    "replicas": choice.get("replicas", 1) if action == "scale" else None,
+                                    "verification": ["available replicas at desired", "queue consumers ≥ 1",
+                                                     "queue depth falling"]}
+    return draft

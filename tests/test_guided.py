@@ -1,0 +1,75 @@
+"""Guided mode: constrained steps with enumerated arguments, compact results, a compact verdict expanded by code."""
+
+from __future__ import annotations
+
+import json
+
+from agent.llm.base import AssistantTurn
+from agent.llm.scripted import ScriptedModel
+from agent.run import run_investigation
+from evals.scoring import score_run
+from tools.replay import replay_sources
+from tools.replay.scenario import load_scenario
+
+
+def step(**choice: object) -> AssistantTurn:
+    return AssistantTurn(content=json.dumps(choice), prompt_tokens=100, completion_tokens=12)
+
+
+def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
+    scenario = load_scenario("incident-5")
+    model = ScriptedModel([
+        step(tool="list_namespaces"),
+        step(tool="list_queues"),
+        AssistantTurn(content="I think the queue"),
+        step(tool="get_queue", queue="shipping-task"),
+        step(tool="get_deployment", deployment="sock-shop/queue-master"),
+        step(tool="search_logs", deployment="sock-shop/queue-master", window="5m"),
+        step(tool="answer"),
+        AssistantTurn(content=json.dumps({
+            "status": "incident", "category": "consumer_unavailable", "component": "sock-shop/queue-master",
+            "summary": "queue-master is at 0 replicas so shipping-task has no consumer.",
+            "evidence": ["call_3"], "remediation": "scale", "replicas": 1, "confidence": 0.85})),
+    ], guided=True)
+    result = run_investigation(scenario.question, model, replay_sources(scenario))
+    model.assert_done()
+    verdict = result.verdict
+    assert verdict.trace is not None and verdict.trace.validation == []
+    assert [(c.id, c.name, c.args.get("queue") or c.args.get("name") or c.args.get("query"))
+            for c in verdict.trace.tool_calls] == [
+        ("call_1", "list_namespaces", None), ("call_2", "get_queue_stats", None),
+        ("call_3", "get_queue_stats", "shipping-task"), ("call_4", "get_deployment", "queue-master"),
+        ("call_5", "search_logs", "kube_namespace:sock-shop service:queue-master")]
+    assert verdict.remediation is not None
+    assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
+    assert {(e.signal, e.tool_call_id) for e in verdict.evidence} == {
+        ("queue_consumers", "call_3"), ("queue_depth", "call_3"), ("replicas", "call_4"),
+        ("consumer_logs", "call_5")}
+    score = score_run(verdict, result.observations, scenario)
+    assert score.passed, score.failures()
+
+    first = model.calls[0]
+    assert first.tool_names == []
+    names = [c["properties"]["tool"]["enum"][0] for c in first.response_schema["anyOf"]]  # type: ignore[index]
+    assert names == ["list_namespaces", "list_queues", "answer"]
+    later = model.calls[4].response_schema["anyOf"]  # type: ignore[index]
+    get_deployment = next(c for c in later if c["properties"]["tool"]["enum"] == ["get_deployment"])
+    assert "sock-shop/queue-master" in get_deployment["properties"]["deployment"]["enum"]
+    assert model.calls[3].messages[-1]["content"].startswith("not a valid step")
+    tool_reply = next(m for m in model.calls[4].messages if m.get("tool_call_id") == "call_3")
+    assert len(tool_reply["content"]) <= 700 and json.loads(tool_reply["content"])["consumers"] == 0
+    verdict_schema = model.calls[-1].response_schema
+    assert verdict_schema["properties"]["evidence"]["items"]["enum"] == [  # type: ignore[index]
+        "call_1", "call_2", "call_3", "call_4", "call_5"]
+
+
+def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:
+    scenario = load_scenario("incident-5")
+    model = ScriptedModel([
+        step(tool="answer"),
+        AssistantTurn(content=json.dumps({
+            "status": "incident", "category": "consumer_unavailable", "component": "sock-shop/made-up",
+            "summary": "guess", "evidence": [], "remediation": "scale", "replicas": 1, "confidence": 0.9})),
+    ], guided=True)
+    verdict = run_investigation(scenario.question, model, replay_sources(scenario)).verdict
+    assert verdict.status == "inconclusive" and verdict.remediation is None
