@@ -1,0 +1,85 @@
+"""Benchmarks that print numbers: replay tool latency and output size, and the agent's own overhead per step.
+
+    python -m evals.bench [--scenario incident-5] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from agent.llm.playbook import PlaybookPolicy
+from agent.run import run_investigation
+from tools.registry import default_toolbox
+from tools.replay import replay_sources
+
+CALLS = [
+    ("list_namespaces", {}),
+    ("get_deployment", {"namespace": "{ns}"}),
+    ("get_deployment", {"namespace": "{ns}", "name": "{deployment}"}),
+    ("list_events", {"namespace": "{ns}"}),
+    ("search_logs", {"query": "kube_namespace:{ns} service:{deployment}", "start": "now-15m"}),
+    ("search_logs", {"query": "kube_namespace:{ns} status:error", "start": "now-1h"}),
+    ("get_metric", {"query": "avg:kubernetes_state.deployment.replicas_available{{kube_namespace:{ns}}} "
+                             "by {{kube_deployment}}", "start": "now-1h"}),
+    ("get_metric", {"query": "avg:rabbitmq.queue.messages{{rabbitmq_queue:{queue}}}", "start": "now-1h"}),
+    ("get_queue_stats", {}),
+    ("get_queue_stats", {"queue": "{queue}"}),
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_tools(scenario: str, repeat: int) -> None:
+    began = time.perf_counter()
+    sources = replay_sources(scenario)
+    print(f"replay world load ({scenario}): {(time.perf_counter() - began) * 1000:.0f} ms")
+    loaded = sources.extras["scenario"]
+    consumer = next(q.consumer.deployment for q in loaded.world.queues if q.consumer)
+    names = {"ns": loaded.world.namespace, "deployment": consumer, "queue": loaded.world.queues[0].name}
+    toolbox = default_toolbox()
+    print(f"{'tool':16} {'args':62} {'p50 ms':>7} {'p95 ms':>7} {'chars':>6}")
+    for name, template in CALLS:
+        args = {k: v.format(**names) for k, v in template.items()}
+        timings, size = [], 0
+        for _ in range(repeat):
+            outcome = toolbox.call(sources, name, args)
+            assert outcome.ok, outcome.text()
+            timings.append(outcome.ms)
+            size = len(outcome.text())
+        shown = ",".join(f"{k}={v}" for k, v in args.items())[:62]
+        print(f"{name:16} {shown:62} {percentile(timings, .5):7.1f} {percentile(timings, .95):7.1f} {size:6}")
+
+
+def bench_agent(scenario: str, repeat: int) -> None:
+    runs = []
+    for _ in range(repeat):
+        sources = replay_sources(scenario)
+        loaded = sources.extras["scenario"]
+        runs.append(run_investigation(loaded.question, PlaybookPolicy(), sources).verdict.trace)
+    elapsed = [t.elapsed_s for t in runs if t]
+    overhead = [t.agent_overhead_s for t in runs if t]
+    trace = runs[0]
+    assert trace is not None
+    steps = trace.llm_calls + len({c.id for c in trace.tool_calls})
+    print(f"\nplaybook on {scenario} ({repeat} runs): {trace.llm_calls} model calls, {len(trace.tool_calls)} tool "
+          f"calls; wall median {statistics.median(elapsed) * 1000:.0f} ms; agent overhead median "
+          f"{statistics.median(overhead) * 1000:.0f} ms = {statistics.median(overhead) / steps * 1000:.1f} ms per step "
+          f"({steps} steps: model turns + tool calls)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", default="incident-5")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    bench_tools(args.scenario, args.repeat)
+    bench_agent(args.scenario, max(3, args.repeat // 5))
+
+
+if __name__ == "__main__":
+    main()
