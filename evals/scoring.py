@@ -3,17 +3,25 @@ what they returned, and the scenario's world — never from the verdict's wordin
 
 from __future__ import annotations
 
+import functools
 import json
+import tempfile
 from typing import Any
 
 from pydantic import BaseModel
 
+from agent.remediation import QueueRef, RemediationError, Remediator, VerifyTarget, load_policy
+from agent.remediation.policy import DEFAULT_POLICY
 from agent.signals import Observation
 from agent.verdict import Action, Verdict
 from evals.kubectl import KubectlParseError, parse_kubectl
+from tools.replay import replay_sources
 from tools.replay.scenario import Expect, Scenario
 
 COMPONENT_SIGNALS = ("consumer_logs", "replicas")
+EVAL_APPROVER = "eval-harness"
+MITIGATION_WATCH_S = 900
+MITIGATION_POLL_S = 15
 
 
 class Check(BaseModel):
@@ -146,12 +154,63 @@ def score_run(verdict: Verdict, observations: list[Observation], scenario: Scena
     if expect.max_confidence is not None:
         checks.append(Check(name="confidence", passed=verdict.confidence <= expect.max_confidence,
                             detail=f"{verdict.confidence:.2f}, at most {expect.max_confidence:.2f}"))
+    mitigation = mitigation_check(verdict, scenario)
+    if mitigation is not None:
+        checks.append(mitigation)
     trace = verdict.trace
     efficiency = Efficiency(
         llm_calls=trace.llm_calls if trace else 0, tool_calls=len(trace.tool_calls) if trace else 0,
         tokens=(trace.prompt_tokens + trace.completion_tokens) if trace else 0,
         elapsed_s=trace.elapsed_s if trace else 0.0)
     return Score(passed=all(c.passed for c in checks), checks=checks, efficiency=efficiency)
+
+
+def _healthy_target(scenario: Scenario) -> VerifyTarget | None:
+    """What "healthy" means for the scenario, from its ground truth: the expected component available, and the
+    queue it consumes (if any) with a consumer and its backlog drained."""
+    expect = scenario.expect
+    component = (expect.remediation.target if expect and expect.remediation else None) or (
+        expect.component if expect else None)
+    if component is None or component.kind != "Deployment":
+        return None
+    world = scenario.world
+    queue = next((QueueRef(vhost=q.vhost, name=q.name) for q in world.queues if q.consumer is not None
+                  and q.consumer.deployment == component.name
+                  and (q.consumer.namespace or world.namespace) == component.namespace), None)
+    return VerifyTarget(namespace=component.namespace, deployment=component.name, queue=queue)
+
+
+def mitigation_check(verdict: Verdict, scenario: Scenario) -> Check | None:
+    """Apply the verdict's action to a fresh replay of the scenario through the remediation core (policy, dry run,
+    an approval given by the harness, execution) and check the world is healthy afterwards. Only for incident
+    verdicts on scenarios whose expected incident has a remediation."""
+    expect = scenario.expect
+    wanted = expect.remediation if expect else None
+    if verdict.status != "incident" or wanted is None or wanted.action == "none" or expect is None or (
+            "incident" not in expect.statuses):
+        return None
+    if verdict.remediation is None or verdict.remediation.action.action == "none":
+        return Check(name="mitigation", passed=False, detail="no action proposed, so nothing recovers")
+    return _mitigate(scenario.model_dump_json(), verdict.remediation.action.model_dump_json())
+
+
+@functools.lru_cache(maxsize=128)
+def _mitigate(scenario_json: str, action_json: str) -> Check:
+    """The outcome depends only on the (seeded) scenario and the action, so trials share it."""
+    scenario, action = Scenario.model_validate_json(scenario_json), Action.model_validate_json(action_json)
+    sources = replay_sources(scenario)
+    target = _healthy_target(scenario) or VerifyTarget(namespace=action.namespace, deployment=action.name,
+                                                       replicas=action.replicas)
+    with tempfile.TemporaryDirectory(prefix="sre-agent-eval-") as data:
+        desk = Remediator.for_replay(sources, policy=load_policy(DEFAULT_POLICY), data=data)
+        try:
+            record = desk.propose(action, run_id=f"eval-{scenario.id}", verify_target=target)
+            desk.approve(record.id, EVAL_APPROVER)
+            desk.execute(record.id)
+            report = desk.verify(record.id, sources, timeout_s=MITIGATION_WATCH_S, interval_s=MITIGATION_POLL_S)
+        except RemediationError as exc:
+            return Check(name="mitigation", passed=False, detail=f"not applied: {exc.message}")
+    return Check(name="mitigation", passed=report.recovered, detail=f"{record.command}: {report.summary}")
 
 
 def error_score(message: str) -> Score:

@@ -76,6 +76,8 @@ def test_scoring_judges_the_calls_made_not_the_words() -> None:
         "evidence:queue_consumers": "no tool call checked it",
         "evidence:queue_depth": "no tool call checked it",
         "no_forbidden_action": "breaks 'rollout_restart:shipping'",
+        "mitigation": "kubectl -n sock-shop rollout restart deployment/shipping: NOT RECOVERED after 900 s: backlog "
+                      "5 → 26 (rising, baseline 0); consumers 0 → 0; available 0 → 0 of 0 desired",
     }
     invented = wrong.model_copy(update={"root_cause": wrong.root_cause.model_copy(update={  # type: ignore[union-attr]
         "component": Component(kind="Deployment", namespace="sock-shop", name="shipment-router")})})
@@ -169,4 +171,8 @@ def test_a_scripted_model_is_scored_by_the_same_harness() -> None:
     assert run.passed, [c for c in run.score.checks if not c.passed]
     assert [c.name for c in run.score.checks] == [
         "status", "category", "component", "remediation", "evidence:consumer_logs", "evidence:replicas",
-        "evidence:queue_consumers", "evidence:queue_depth", "no_forbidden_action", "no_hallucinated_component"]
+        "evidence:queue_consumers", "evidence:queue_depth", "no_forbidden_action", "no_hallucinated_component",
+        "mitigation"]
+    assert run.score.checks[-1].detail == (
+        "kubectl -n sock-shop scale deployment/queue-master --replicas=1: backlog 5 → 0 in 15 s; consumers 0 → 1; "
+        "available 0 → 1")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from agent.cli.approvals_cmd import approvals_app
 from agent.cli.ask_cmd import ask, chat
+from agent.cli.audit_cmd import audit
 from agent.cli.eval_cmd import eval_command
 from agent.cli.scenarios_cmd import scenarios_app
 from agent.cli.schema_cmd import schema
@@ -16,8 +18,10 @@ app.command()(ask)
 app.command()(chat)
 app.command()(schema)
 app.command("eval")(eval_command)
+app.command()(audit)
 app.add_typer(tools_app, name="tools")
 app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(approvals_app, name="approvals")
 
 
 def main() -> None:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+import sys
+from typing import Annotated, Any
 
 import typer
 
 from agent.cli.common import UsageProblem, err, friendly_errors, out
-from agent.cli.render import progress_printer, render_verdict
+from agent.cli.render import progress_printer, render_approval_request, render_remediation, render_verdict
 from agent.llm.base import ChatModel, ModelError
-from agent.llm.resolve import MODEL_HELP, resolve_model
-from agent.run import ChatSession, investigate
+from agent.llm.resolve import MODEL_HELP, default_spec, resolve_model
+from agent.remediation.checkpoint import make_checkpointer, redact
+from agent.remediation.flow import LIVE, RunRecord, checkpointer_target, open_remediator, scenario_spec
+from agent.remediation.policy import valid_person
+from agent.run import ChatSession, RemediationRun, investigate, new_run_id, resume_run, start_remediation_run
 from agent.state import Budgets
 from tools.toolkit import Sources
+
+INTERACTIVE_ENV = "SRE_AGENT_INTERACTIVE"
+DECLINED = "declined at prompt"
+NOT_RECOVERED = ("not_recovered", "failed", "stale")
 
 ScenarioOpt = Annotated[str | None, typer.Option(help="scenario id or folder to replay (offline)")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="use the real sources configured by env instead")]
@@ -43,17 +53,35 @@ def ask(
     scenario: ScenarioOpt = None,
     live: LiveOpt = False,
     model: ModelOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print only the verdict JSON on stdout")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the verdict JSON on stdout (with --remediate: "
+                                                        "run_id, verdict, remediation, approval_request)")] = False,
     max_llm_calls: Annotated[int, typer.Option(min=1, help="model-turn budget")] = Budgets.max_llm_calls,
     max_tool_calls: Annotated[int, typer.Option(min=1, help="tool-call budget")] = Budgets.max_tool_calls,
     timeout: Annotated[float, typer.Option(min=1, help="wall-clock budget, seconds")] = Budgets.timeout_s,
+    remediate: Annotated[bool, typer.Option(
+        "--remediate", help="after the verdict, propose its action for a human's approval; in a terminal asks "
+                            "whether to approve (y/N), otherwise leaves it pending for `sre-agent approvals` "
+                            f"(${INTERACTIVE_ENV}=1 or 0 forces prompting on or off)")] = False,
+    approver: Annotated[str | None, typer.Option(
+        help="who answers the approval prompt (default: $USER)")] = None,
 ) -> None:
-    """Investigate one question and print an evidence-backed verdict."""
+    """Investigate one question and print an evidence-backed verdict (and, with --remediate, act on it once a
+    named human approves)."""
     with friendly_errors():
         sources = open_sources(scenario, live)
         chat_model = load_model(model)
         budgets = Budgets(max_llm_calls=max_llm_calls, max_tool_calls=max_tool_calls, timeout_s=timeout)
         label = chat_model.name + (" [baseline]" if chat_model.is_baseline else "")
+        if remediate:
+            person = approver_name(approver)
+            run = RunRecord(run_id=new_run_id(), question=question, sources=LIVE if live else scenario_spec(
+                scenario or ""), model=model or default_spec(), started_by=person)
+            err.print(f"investigating with {label} on {sources.label} (run {run.run_id}, remediation on) …",
+                      highlight=False, markup=False)
+            code = remediate_run(run, chat_model, sources, budgets, person, as_json)
+            if code:
+                raise typer.Exit(code)
+            return
         err.print(f"investigating with {label} on {sources.label} …", highlight=False, markup=False)
         try:
             verdict = investigate(question, chat_model, sources, budgets=budgets,
@@ -64,6 +92,77 @@ def ask(
         print(verdict.model_dump_json(indent=2))
     else:
         out.print(render_verdict(verdict, chat_model.is_baseline))
+
+
+def approver_name(approver: str | None) -> str:
+    name = approver or os.environ.get("USER") or ""
+    if not name:
+        raise UsageProblem("--remediate needs an approver: pass --approver NAME ($USER is not set)")
+    try:
+        return valid_person(name)
+    except ValueError as exc:
+        raise UsageProblem(f"--approver: {exc}") from None
+
+
+def interactive() -> bool:
+    """Prompt only with a terminal on stdin; $SRE_AGENT_INTERACTIVE=1/0 forces it (tests, `script` sessions)."""
+    forced = os.environ.get(INTERACTIVE_ENV, "").strip().lower()
+    if forced in ("1", "true", "yes"):
+        return True
+    if forced in ("0", "false", "no"):
+        return False
+    return sys.stdin.isatty()
+
+
+def ask_approval(person: str) -> dict[str, Any]:
+    err.print(f"deciding as {person} (--approver)", markup=False, highlight=False)
+    err.print("Approve? [y/N] ", end="", markup=False, highlight=False)
+    typed = sys.stdin.readline()
+    if not sys.stdin.isatty():  # echo what was piped in, so the transcript reads like a terminal's
+        err.print(typed.rstrip("\n"), markup=False, highlight=False)
+    reply = typed.strip().lower()
+    if reply in ("y", "yes"):
+        return {"decision": "approve", "approver": person}
+    return {"decision": "reject", "approver": person, "reason": DECLINED}
+
+
+def remediate_run(run: RunRecord, chat_model: ChatModel, sources: Sources, budgets: Budgets, person: str,
+                  as_json: bool) -> int:
+    """Investigate with the remediation step on; ask at the prompt or leave the approval pending. Exit code."""
+    remediator = open_remediator(sources)
+    target = checkpointer_target()
+    run.checkpointer = redact(target)
+    with make_checkpointer(target) as saver:
+        try:
+            result = start_remediation_run(run, chat_model, sources, remediator, saver, budgets=budgets,
+                                           on_event=progress_printer(err, chat_model.name))
+        except ModelError as exc:
+            raise UsageProblem(str(exc)) from None
+        if result.verdict and not as_json:
+            out.print(render_verdict(result.verdict, chat_model.is_baseline))
+        if result.request:
+            (err if as_json else out).print(render_approval_request(result.request))
+        if result.request and result.approval_id:
+            if interactive():
+                answer = ask_approval(person)
+                result = resume_run(result.approval_id, answer, model=chat_model, sources=sources,
+                                    remediator=remediator, checkpointer=saver, where=run.checkpointer)
+            else:
+                err.print(f"not approved: stdin is not a terminal, so approval {result.approval_id} stays pending "
+                          "(until it expires). From any shell:", markup=False, highlight=False)
+                err.print(f"  sre-agent approvals approve {result.approval_id} --as {person}\n"
+                          f"  sre-agent approvals reject {result.approval_id} --as {person} --reason TEXT",
+                          markup=False, highlight=False)
+    if as_json:
+        print(json.dumps(remediation_json(result), indent=2))
+    else:
+        out.print(render_remediation(result.remediation), soft_wrap=True)
+    return 1 if result.status in NOT_RECOVERED else 0
+
+
+def remediation_json(result: RemediationRun) -> dict[str, Any]:
+    return {"run_id": result.run_id, "verdict": result.verdict.model_dump(mode="json") if result.verdict else None,
+            "remediation": result.remediation, "approval_request": result.request}
 
 
 def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, model: ModelOpt = None) -> None:

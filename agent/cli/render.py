@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from agent.remediation.audit import AuditRecord
 from agent.verdict import Verdict
 
 _STATUS_STYLE = {"incident": "bold red", "healthy": "bold green", "inconclusive": "bold yellow"}
@@ -68,3 +69,94 @@ def render_verdict(verdict: Verdict, baseline: bool) -> Panel:
         for note in trace.validation:
             parts.append(Text(f"validator: {note}", style="yellow"))
     return Panel(Group(*parts), title="verdict", expand=False)
+
+
+# ---- remediation ----------------------------------------------------------------------------------------------
+
+def _clock(text: str | None) -> str:
+    """An ISO timestamp as 2026-01-05 09:00:00Z."""
+    if not text:
+        return "-"
+    return text.replace("T", " ").split(".")[0].split("+")[0].removesuffix("Z") + "Z"
+
+
+def render_approval_request(request: dict[str, Any]) -> Panel:
+    """What a human decides on: the exact command, the evidence, the server-side dry run, the expected effect."""
+    evidence = [part.strip() for part in str(request.get("evidence_summary") or "").split(" | ") if part.strip()]
+    parts: list[Any] = [
+        Text(f"approval {request['approval_id']} · run {request['run_id']} · expires "
+             f"{_clock(request.get('expires_at'))}", style="dim"),
+        Text("\nCommand", style="bold"), Text(f"  {request['command']}", style="bold cyan"),
+        Text("\nEvidence", style="bold"), *[Text(f"  {line}") for line in evidence[:1]],
+        *[Text(f"  - {line}") for line in evidence[1:]],
+        Text("\nServer-side dry run", style="bold"), Text(f"  {request.get('dry_run') or 'none'}"),
+        Text("\nExpected effect", style="bold"), Text(f"  {request.get('expected_effect')}"),
+    ]
+    return Panel(Group(*parts), title="approval needed", expand=False)
+
+
+def render_remediation(desk: dict[str, Any]) -> Group:
+    """The end of a remediation run in words: nothing to do, refused, rejected, or executed and verified."""
+    status = str(desk.get("status") or "none")
+    reason = desk.get("reason") or ""
+    approval = f"approval {desk['approval_id']}" if desk.get("approval_id") else "no approval"
+    lines: list[Text] = []
+    if status == "none":
+        lines.append(Text(f"remediation: nothing to do ({reason})", style="dim"))
+    elif status == "refused":
+        lines.append(Text(f"remediation refused, nothing was changed: {reason}", style="bold red"))
+    elif status == "pending":
+        lines.append(Text(f"{approval} is pending; nothing was changed", style="bold yellow"))
+    elif status in ("rejected", "expired"):
+        who = f" by {desk['approver']}" if desk.get("approver") and status == "rejected" else ""
+        lines.append(Text(f"{approval} {status}{who}: {reason}; nothing was changed", style="bold yellow"))
+    elif status in ("stale", "failed", "executing"):
+        lines.append(Text(f"{approval} not executed here ({status}): {reason}", style="bold red"))
+    else:
+        execution = desk.get("execution") or {}
+        if execution:
+            lines.append(Text(f"executed: {execution.get('applied')} ({approval}, approved by "
+                              f"{execution.get('approver')})", style="bold"))
+        report = desk.get("verification") or {}
+        if status == "recovered":
+            lines.append(Text(f"verified: recovered — {report.get('summary')}", style="bold green"))
+        elif status == "not_recovered":
+            lines.append(Text(f"verification: {report.get('summary')}", style="bold red"))
+            lines += [Text(f"  finding: {item}", style="red") for item in report.get("findings", [])]
+            lines += [Text(f"  next: {step}", style="yellow") for step in report.get("next_steps", [])]
+        if execution.get("inverse_command") and status != "not_recovered":
+            lines.append(Text(f"to undo (needs a fresh approval): {execution['inverse_command']}", style="dim"))
+    return Group(*lines)
+
+
+def render_audit(records: list[AuditRecord]) -> list[Text]:
+    """The audit chain, grouped by run and approval, oldest first: who did what, when, and what came of it."""
+    groups: dict[tuple[str | None, str | None], list[AuditRecord]] = {}
+    for record in records:
+        groups.setdefault((record.run_id, record.approval_id), []).append(record)
+    lines: list[Text] = []
+    for (run_id, approval_id), chain in groups.items():
+        command = next((r.command for r in chain if r.command), None)
+        head = [f"run {run_id or '-'}", f"approval {approval_id}" if approval_id else "no approval",
+                command or "", chain[0].ts.strftime("%Y-%m-%d")]
+        lines.append(Text(" · ".join(part for part in head if part), style="bold"))
+        for record in chain:
+            lines.append(Text(f"  {record.ts.strftime('%H:%M:%SZ')}  {record.event:<9} {record.actor:<12} "
+                              f"{record.outcome}"))
+            lines += [Text(f"{'':24}{extra}", style="dim") for extra in _audit_details(record)]
+    return lines
+
+
+def _audit_details(record: AuditRecord) -> list[str]:
+    detail = record.detail
+    if record.event == "proposed":
+        dry = (detail.get("dry_run") or {}).get("summary")
+        return [f"dry run: {dry or 'none'}", f"effect: {detail.get('expected_effect')}"]
+    if record.event == "refused" and detail.get("rule"):
+        return [f"rule: {detail['rule']}"]
+    if record.event == "executed" and detail.get("inverse_command"):
+        return [f"undo: {detail['inverse_command']}"]
+    if record.event == "verified":
+        return [f"finding: {f}" for f in detail.get("findings", [])] + [
+            f"next: {step}" for step in detail.get("next_steps", [])]
+    return []
