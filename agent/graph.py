@@ -20,11 +20,19 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import ValidationError
 
 from agent.drafts import VerdictDraft
-from agent.guided import Inventory, compact, expand_verdict, step_guide, step_schema, to_tool_call, verdict_schema
+from agent.guided import (
+    Inventory,
+    compact,
+    discovery_calls,
+    expand_verdict,
+    step_schema,
+    to_tool_call,
+    verdict_schema,
+)
 from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
 from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
-from agent.signals import Observation, progress_note, signals_for
+from agent.signals import CORE_SIGNALS, Observation, checked_signals, progress_note, signals_for
 from agent.state import AgentState, Budgets
 from agent.validator import fallback_verdict, validate
 from agent.verdict import ToolCallRecord, Trace
@@ -83,7 +91,16 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if stop:
             return {"stop_reason": stop}
         began = time.perf_counter()
-        turn = guided_turn(state) if model.guided else model.complete(state["messages"], toolbox.schemas())
+        discovery = discovery_calls(observations_of(state)) if model.guided else []
+        if discovery:
+            offset = len(state.get("observations", []))
+            turn = AssistantTurn(tool_calls=[ToolCall(id=f"call_{offset + i}", name=name, arguments=args)
+                                             for i, (name, args) in enumerate(discovery, start=1)])
+            emit("model", {"turn": state.get("llm_calls", 0), "seconds": 0.0, "tokens": 0,
+                           "tool_calls": [f"{name} (runtime inventory)" for name, _ in discovery]})
+            return {"messages": [turn.as_message()], "stop_reason": None}
+        turn, calls = guided_turn(state) if model.guided else (
+            model.complete(state["messages"], toolbox.schemas()), 1)
         seconds = time.perf_counter() - began
         used = {o["call_id"] for o in state.get("observations", [])}
         for call in turn.tool_calls:
@@ -94,18 +111,21 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             used.add(call.id)
         emit("model", {"turn": state.get("llm_calls", 0) + 1, "seconds": seconds,
                        "tool_calls": [c.name for c in turn.tool_calls], "tokens": turn.prompt_tokens})
-        return {"messages": [turn.as_message()], "llm_calls": state.get("llm_calls", 0) + 1,
+        return {"messages": [turn.as_message()], "llm_calls": state.get("llm_calls", 0) + calls,
                 "prompt_tokens": state.get("prompt_tokens", 0) + turn.prompt_tokens,
                 "completion_tokens": state.get("completion_tokens", 0) + turn.completion_tokens,
                 "llm_seconds": state.get("llm_seconds", 0.0) + seconds, "stop_reason": None}
 
-    def guided_turn(state: AgentState) -> AssistantTurn:
-        inventory = Inventory.of(observations_of(state))
-        messages = [*state["messages"], {"role": "user", "content": step_guide(inventory)}]
+    def guided_turn(state: AgentState) -> tuple[AssistantTurn, int]:
+        history = observations_of(state)
+        inventory = Inventory.of(history)
+        unchecked = [s for s in CORE_SIGNALS if s not in checked_signals(history)]
+        nudge = "Next step (JSON)." + (f" Not yet checked: {', '.join(unchecked)}." if unchecked else "")
+        messages = [*state["messages"], {"role": "user", "content": nudge}]
         prompt_tokens = completion_tokens = 0
         problem = ""
-        for _attempt in range(2):
-            raw = model.complete(messages, [], step_schema(inventory))
+        for attempt in range(1, 3):
+            raw = model.complete(messages, [], step_schema(inventory, history))
             prompt_tokens += raw.prompt_tokens
             completion_tokens += raw.completion_tokens
             try:
@@ -117,12 +137,12 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                 continue
             if call is None:
                 return AssistantTurn(content="ready to answer", prompt_tokens=prompt_tokens,
-                                     completion_tokens=completion_tokens)
+                                     completion_tokens=completion_tokens), attempt
             call_id = f"call_{len(state.get('observations', [])) + 1}"
             return AssistantTurn(tool_calls=[ToolCall(id=call_id, name=call[0], arguments=call[1])],
-                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens), attempt
         return AssistantTurn(content=f"(gave up choosing a step: {problem})", prompt_tokens=prompt_tokens,
-                             completion_tokens=completion_tokens)
+                             completion_tokens=completion_tokens), 2
 
     def after_model(state: AgentState) -> Literal["tools", "verdict", "__end__"]:
         last = state["messages"][-1]
@@ -202,9 +222,12 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                   "tool_seconds": state.get("tool_seconds", 0.0) + seconds}
         state_after = {**state, "tool_calls": made}
         stop = out_of_budget(state_after)  # type: ignore[arg-type]
+        if model.guided and not stop and not discovery_calls(everything) and \
+                len(checked_signals(everything)) == len(CORE_SIGNALS):
+            stop = "all core playbook signals checked"
         if stop:
             update["stop_reason"] = stop
-        else:
+        elif not model.guided:
             note = progress_note(everything, limits.max_tool_calls - made,
                                  limits.max_llm_calls - state.get("llm_calls", 0))
             messages.append({"role": "user", "content": note})
@@ -219,8 +242,11 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if time.time() - state.get("started_at", time.time()) > limits.timeout_s:
             return {"verdict": _finish(fallback_verdict(history, "the wall-clock budget ran out"), [], state,
                                        "timeout")}
-        calls = "\n".join(f"- {o.call_id} {o.tool}({json.dumps(o.args)}): "
-                          f"{'ok' if o.ok else 'FAILED'} — {o.summary[:200]}" for o in history) or "- none"
+        if model.guided:
+            calls = "\n".join(f"- {o.call_id} {o.tool} {json.dumps(o.args)}" for o in history if o.ok) or "- none"
+        else:
+            calls = "\n".join(f"- {o.call_id} {o.tool}({json.dumps(o.args)}): "
+                              f"{'ok' if o.ok else 'FAILED'} — {o.summary[:200]}" for o in history) or "- none"
         if model.guided:
             ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
             messages = [*state["messages"], {"role": "user", "content": guided_verdict_prompt(calls)}]

@@ -79,50 +79,76 @@ def _choice(tool: str, properties: dict[str, Any], required: list[str]) -> dict[
             "properties": {"tool": {"type": "string", "enum": [tool]}, **properties}}
 
 
-def step_schema(inventory: Inventory) -> dict[str, Any]:
-    """The next step: one of the tools, with argument values from the inventory, or `answer`."""
+def discovery_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any]]]:
+    """Inventory the runtime gathers before the model's first choice, so every choice has real names to pick."""
+    made = [(o.tool, o.args) for o in observations]
+    if not any(tool == "list_namespaces" for tool, _ in made):
+        return [("list_namespaces", {}), ("get_queue_stats", {})]
+    inventory = Inventory.of(observations)
+    listed = {args.get("namespace") for tool, args in made if tool == "get_deployment" and not args.get("name")}
+    return [("get_deployment", {"namespace": ns}) for ns in inventory.namespaces[:3] if ns not in listed]
+
+
+def _taken(observations: list[Observation]) -> set[tuple[str, str]]:
+    """(choice, subject) pairs already explored: a small model is never offered the same step twice."""
+    taken: set[tuple[str, str]] = set()
+    for obs in observations:
+        args, tool = obs.args, obs.tool
+        query = str(args.get("query", ""))
+        if tool == "get_deployment" and args.get("name"):
+            taken.add(("get_deployment", f"{args['namespace']}/{args['name']}"))
+        elif tool == "get_deployment":
+            taken.add(("list_deployments", str(args.get("namespace"))))
+        elif tool == "get_queue_stats":
+            taken.add(("get_queue", str(args["queue"])) if args.get("queue") else ("list_queues", ""))
+        elif tool == "list_namespaces":
+            taken.add(("list_namespaces", ""))
+        elif tool == "list_events":
+            taken.add(("list_events", f"{args.get('namespace')}/{args.get('involved_object')}"))
+        elif tool == "search_logs":
+            match = re.match(r"kube_namespace:(\S+) (service|status):(\S+)", query)
+            if match and match.group(2) == "service":
+                taken.add(("search_logs", f"{match.group(1)}/{match.group(3)}"))
+            elif match:
+                taken.add(("search_errors", match.group(1)))
+        elif tool == "get_metric":
+            match = re.search(r"(\w+):([^,}]+)}", query)
+            if match:
+                taken.add(("queue_metric" if "rabbitmq" in query else "replicas_metric", match.group(2)))
+    return taken
+
+
+def step_schema(inventory: Inventory, observations: list[Observation] | None = None) -> dict[str, Any]:
+    """The next step: one of the tools, with argument values from the inventory not yet explored, or `answer`."""
+    taken = _taken(observations or [])
+
+    def fresh(choice: str, values: list[str], key: Any = lambda v: v) -> list[str]:
+        return [v for v in values if (choice, key(v)) not in taken]
+
     namespaces, deployments, queues = inventory.namespaces, inventory.deployments, inventory.queues
-    choices = [_choice("list_namespaces", {}, []), _choice("list_queues", {}, [])]
-    if namespaces:
-        choices.append(_choice("list_deployments", {"namespace": _enum(namespaces)}, ["namespace"]))
-    if deployments:
-        choices += [
-            _choice("get_deployment", {"deployment": _enum(deployments)}, ["deployment"]),
-            _choice("search_logs", {"deployment": _enum(deployments), "window": _enum(list(WINDOWS))},
-                    ["deployment", "window"]),
-            _choice("list_events", {"deployment": _enum(deployments)}, ["deployment"]),
-        ]
-    if namespaces:
-        choices.append(_choice("search_errors", {"namespace": _enum(namespaces), "window": _enum(list(WINDOWS))},
-                               ["namespace", "window"]))
-    if queues:
-        choices.append(_choice("get_queue", {"queue": _enum(queues)}, ["queue"]))
-        choices.append(_choice("queue_metric", {"queue": _enum(queues),
-                                                "metric": _enum(["queue_depth", "queue_consumers", "publish_rate"])},
-                               ["queue", "metric"]))
-    if deployments:
-        choices.append(_choice("replicas_metric", {"deployment": _enum(deployments)}, ["deployment"]))
+    choices = []
+    if ("list_namespaces", "") not in taken:
+        choices.append(_choice("list_namespaces", {}, []))
+    if ("list_queues", "") not in taken:
+        choices.append(_choice("list_queues", {}, []))
+    for choice, values in (("list_deployments", fresh("list_deployments", namespaces)),
+                           ("search_errors", fresh("search_errors", namespaces))):
+        if values:
+            extra = {"window": _enum(list(WINDOWS))} if choice == "search_errors" else {}
+            choices.append(_choice(choice, {"namespace": _enum(values), **extra}, ["namespace", *extra]))
+    for choice in ("get_deployment", "search_logs", "list_events", "replicas_metric"):
+        values = fresh(choice, deployments, (lambda v: v.split("/", 1)[1]) if choice == "replicas_metric" else
+                       (lambda v: v))
+        if values:
+            extra = {"window": _enum(list(WINDOWS))} if choice == "search_logs" else {}
+            choices.append(_choice(choice, {"deployment": _enum(values), **extra}, ["deployment", *extra]))
+    if values := fresh("get_queue", queues):
+        choices.append(_choice("get_queue", {"queue": _enum(values)}, ["queue"]))
+    if values := fresh("queue_metric", queues):
+        choices.append(_choice("queue_metric", {"queue": _enum(values), "metric": _enum(
+            ["queue_depth", "queue_consumers", "publish_rate"])}, ["queue", "metric"]))
     choices.append(_choice("answer", {}, []))
     return {"anyOf": choices}
-
-
-def step_guide(inventory: Inventory) -> str:
-    lines = ["Choose ONE next step as JSON. Steps:",
-             '- {"tool":"list_namespaces"}: namespaces and deployments below desired',
-             '- {"tool":"list_queues"}: every queue with depth and consumers']
-    if inventory.namespaces:
-        lines += ['- {"tool":"list_deployments","namespace":N}: desired/available of every deployment',
-                  '- {"tool":"search_errors","namespace":N,"window":"15m"}: error logs in a namespace']
-    if inventory.deployments:
-        lines += ['- {"tool":"get_deployment","deployment":"ns/name"}: replicas, pods, last scaling',
-                  '- {"tool":"search_logs","deployment":"ns/name","window":"5m"}: has it logged recently?',
-                  '- {"tool":"list_events","deployment":"ns/name"}: its Kubernetes events',
-                  '- {"tool":"replicas_metric","deployment":"ns/name"}: available replicas over the last hour']
-    if inventory.queues:
-        lines += ['- {"tool":"get_queue","queue":Q}: consumers, rates, depth trend, which deployment consumes it',
-                  '- {"tool":"queue_metric","queue":Q,"metric":"queue_depth"}: a queue metric over the last hour']
-    lines.append('- {"tool":"answer"}: you have enough evidence; stop and give the verdict')
-    return "\n".join(lines)
 
 
 def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

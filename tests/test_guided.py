@@ -19,48 +19,51 @@ def step(**choice: object) -> AssistantTurn:
 def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     scenario = load_scenario("incident-5")
     model = ScriptedModel([
-        step(tool="list_namespaces"),
-        step(tool="list_queues"),
         AssistantTurn(content="I think the queue"),
         step(tool="get_queue", queue="shipping-task"),
         step(tool="get_deployment", deployment="sock-shop/queue-master"),
         step(tool="search_logs", deployment="sock-shop/queue-master", window="5m"),
-        step(tool="answer"),
         AssistantTurn(content=json.dumps({
             "status": "incident", "category": "consumer_unavailable", "component": "sock-shop/queue-master",
             "summary": "queue-master is at 0 replicas so shipping-task has no consumer.",
-            "evidence": ["call_3"], "remediation": "scale", "replicas": 1, "confidence": 0.85})),
+            "evidence": ["call_4"], "remediation": "scale", "replicas": 1, "confidence": 0.85})),
     ], guided=True)
     result = run_investigation(scenario.question, model, replay_sources(scenario))
     model.assert_done()
     verdict = result.verdict
     assert verdict.trace is not None and verdict.trace.validation == []
+    assert verdict.trace.stop_reason == "all core playbook signals checked"
+    assert verdict.trace.llm_calls == 5
     assert [(c.id, c.name, c.args.get("queue") or c.args.get("name") or c.args.get("query"))
             for c in verdict.trace.tool_calls] == [
         ("call_1", "list_namespaces", None), ("call_2", "get_queue_stats", None),
-        ("call_3", "get_queue_stats", "shipping-task"), ("call_4", "get_deployment", "queue-master"),
-        ("call_5", "search_logs", "kube_namespace:sock-shop service:queue-master")]
+        ("call_3", "get_deployment", None),
+        ("call_4", "get_queue_stats", "shipping-task"), ("call_5", "get_deployment", "queue-master"),
+        ("call_6", "search_logs", "kube_namespace:sock-shop service:queue-master")]
     assert verdict.remediation is not None
     assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
     assert {(e.signal, e.tool_call_id) for e in verdict.evidence} == {
-        ("queue_consumers", "call_3"), ("queue_depth", "call_3"), ("replicas", "call_4"),
-        ("consumer_logs", "call_5")}
+        ("queue_consumers", "call_4"), ("queue_depth", "call_4"), ("replicas", "call_5"),
+        ("consumer_logs", "call_6")}
     score = score_run(verdict, result.observations, scenario)
     assert score.passed, score.failures()
 
     first = model.calls[0]
-    assert first.tool_names == []
-    names = [c["properties"]["tool"]["enum"][0] for c in first.response_schema["anyOf"]]  # type: ignore[index]
-    assert names == ["list_namespaces", "list_queues", "answer"]
-    later = model.calls[4].response_schema["anyOf"]  # type: ignore[index]
-    get_deployment = next(c for c in later if c["properties"]["tool"]["enum"] == ["get_deployment"])
-    assert "sock-shop/queue-master" in get_deployment["properties"]["deployment"]["enum"]
-    assert model.calls[3].messages[-1]["content"].startswith("not a valid step")
-    tool_reply = next(m for m in model.calls[4].messages if m.get("tool_call_id") == "call_3")
+    assert first.tool_names == [] and first.messages[-1]["content"] == (
+        "Next step (JSON). Not yet checked: consumer_logs, replicas.")
+    offered = {c["properties"]["tool"]["enum"][0]: c["properties"] for c in first.response_schema["anyOf"]}  # type: ignore[index]
+    assert "list_namespaces" not in offered and "list_queues" not in offered and "list_deployments" not in offered
+    assert offered["get_queue"]["queue"]["enum"] == ["shipping-task"]
+    assert "sock-shop/queue-master" in offered["get_deployment"]["deployment"]["enum"]
+    assert model.calls[1].messages[-1]["content"].startswith("not a valid step")
+    later = {c["properties"]["tool"]["enum"][0]: c["properties"] for c in model.calls[3].response_schema["anyOf"]}  # type: ignore[index]
+    assert "get_queue" not in later, "a queue already fetched is not offered again"
+    assert "sock-shop/queue-master" not in later["get_deployment"]["deployment"]["enum"]
+    tool_reply = next(m for m in model.calls[3].messages if m.get("tool_call_id") == "call_4")
     assert len(tool_reply["content"]) <= 700 and json.loads(tool_reply["content"])["consumers"] == 0
     verdict_schema = model.calls[-1].response_schema
     assert verdict_schema["properties"]["evidence"]["items"]["enum"] == [  # type: ignore[index]
-        "call_1", "call_2", "call_3", "call_4", "call_5"]
+        "call_1", "call_2", "call_3", "call_4", "call_5", "call_6"]
 
 
 def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:
