@@ -33,7 +33,7 @@ from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
 from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
 from agent.signals import CORE_SIGNALS, Observation, checked_signals, progress_note, signals_for
-from agent.state import AgentState, Budgets
+from agent.state import GUIDED_BUDGETS, AgentState, Budgets
 from agent.validator import fallback_verdict, validate
 from agent.verdict import ToolCallRecord, Trace
 from tools.toolkit import Sources, Toolbox, ToolError, ToolOutcome
@@ -71,7 +71,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                 after_verdict: GraphExtension | None = None) -> Any:
     """`after_verdict` adds nodes that run once the verdict exists (e.g. the human-approved remediation step)
     and returns the name of its first node; without it the graph ends at the verdict."""
-    limits = budgets or Budgets()
+    limits = budgets or (GUIDED_BUDGETS if model.guided else Budgets())
     emit = on_event or _no_events
     pool_size = 4 if sources.label == "live" else 1
 
@@ -222,8 +222,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                   "tool_seconds": state.get("tool_seconds", 0.0) + seconds}
         state_after = {**state, "tool_calls": made}
         stop = out_of_budget(state_after)  # type: ignore[arg-type]
-        if model.guided and not stop and not discovery_calls(everything) and \
-                len(checked_signals(everything)) == len(CORE_SIGNALS):
+        looked_closer = any(o.ok and o.tool == "get_deployment" and o.args.get("name") for o in everything)
+        if model.guided and not stop and looked_closer and len(checked_signals(everything)) == len(CORE_SIGNALS):
             stop = "all core playbook signals checked"
         if stop:
             update["stop_reason"] = stop
@@ -250,7 +250,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if model.guided:
             ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
             messages = [*state["messages"], {"role": "user", "content": guided_verdict_prompt(calls)}]
-            schema = verdict_schema(Inventory.of(history), ids)
+            schema = verdict_schema(history, ids)
         else:
             messages = [*state["messages"], {"role": "user", "content": verdict_prompt(calls)}]
             schema = VerdictDraft.model_json_schema()

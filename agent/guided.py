@@ -38,6 +38,9 @@ class Inventory:
     deployments: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
 
+    def deployment_refs(self) -> list[tuple[str, str]]:
+        return [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in self.deployments]
+
     @classmethod
     def of(cls, observations: list[Observation]) -> Inventory:
         inventory = cls()
@@ -197,24 +200,54 @@ def compact(tool: str, data: dict[str, Any]) -> str:
     return text if len(text) <= MAX_COMPACT_CHARS else text[:MAX_COMPACT_CHARS] + "…"
 
 
-def verdict_schema(inventory: Inventory, call_ids: list[str]) -> dict[str, Any]:
+_BROKER_IMAGE = re.compile(r"rabbitmq|amqp|activemq|kafka|nats", re.IGNORECASE)
+ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
+
+
+def consistent_options(state: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+    """Root-cause categories and actions that agree with what the tools showed about a deployment. A crash-looping
+    deployment cannot be 'scaled to 0', and scaling it up cannot fix it; a deployment at 0 is not crash-looping."""
     from agent.verdict import Category
 
-    categories = list(Category.__args__)  # type: ignore[attr-defined]
-    return {
-        "type": "object", "additionalProperties": False,
-        "required": ["status", "category", "component", "summary", "evidence", "remediation", "confidence"],
-        "properties": {
-            "status": {"type": "string", "enum": ["incident", "healthy", "inconclusive"]},
-            "category": {"type": "string", "enum": categories},
-            "component": _enum([*inventory.deployments, "none"]),
-            "summary": {"type": "string", "maxLength": 400},
-            "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
-            "remediation": {"type": "string", "enum": ["scale", "rollout_restart", "rollback", "none"]},
-            "replicas": {"type": "integer", "minimum": 1, "maximum": 20},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        },
-    }
+    every = [c for c in Category.__args__ if c != "planned_maintenance"]  # type: ignore[attr-defined]
+    if not state:
+        return every, ALL_ACTIONS
+    waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
+    broker = bool(_BROKER_IMAGE.search(" ".join(state.get("images", []))))
+    if state.get("desired") == 0:
+        return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
+    if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
+        return ["config_change"], ["rollback", "none"]
+    if "CrashLoopBackOff" in waiting:
+        return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], [
+            "rollback", "rollout_restart", "none"]
+    if state.get("available", 0) >= state.get("desired", 0):
+        return ["consumer_too_slow", "app_errors", "resource_exhaustion", "config_change"], ALL_ACTIONS
+    return every, ALL_ACTIONS
+
+
+def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict[str, Any]:
+    """One branch per kind of answer: healthy / inconclusive, or an incident at one discovered deployment with the
+    categories and actions consistent with its observed state."""
+    from agent.validator import known_deployments
+
+    states = known_deployments(observations)
+    common = {"summary": {"type": "string", "maxLength": 400},
+              "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
+              "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
+    branches: list[dict[str, Any]] = [{
+        "type": "object", "additionalProperties": False, "required": ["status", "summary", "evidence", "confidence"],
+        "properties": {"status": {"type": "string", "enum": ["healthy", "inconclusive"]}, **common}}]
+    for (namespace, name) in Inventory.of(observations).deployment_refs():
+        categories, actions = consistent_options(states.get((namespace, name)))
+        branches.append({
+            "type": "object", "additionalProperties": False,
+            "required": ["status", "component", "category", "remediation", "summary", "evidence", "confidence"],
+            "properties": {"status": {"type": "string", "enum": ["incident"]},
+                           "component": {"type": "string", "enum": [f"{namespace}/{name}"]},
+                           "category": _enum(categories), "remediation": _enum(actions),
+                           "replicas": {"type": "integer", "minimum": 1, "maximum": 20}, **common}})
+    return {"anyOf": branches}
 
 
 def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
@@ -223,6 +256,10 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
     if obs.tool == "get_queue_stats" and "queue" in data:
         items += [{"signal": "queue_consumers", "observed": {"consumers": data["consumers"]}},
                   {"signal": "queue_depth", "observed": {"messages": data["messages"]}}]
+    elif obs.tool == "get_queue_stats" and data.get("queues"):
+        row = next((r for r in data["queues"] if r["queue"] in data.get("attention", [])), data["queues"][0])
+        items += [{"signal": "queue_consumers", "observed": {"consumers": row["consumers"]}},
+                  {"signal": "queue_depth", "observed": {"messages": row["messages"]}}]
     elif obs.tool == "get_deployment" and "name" in data:
         items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
     elif obs.tool == "search_logs":

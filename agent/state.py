@@ -17,6 +17,8 @@ class Budgets:
     timeout_s: float = 600.0
 
 
+GUIDED_BUDGETS = Budgets(max_llm_calls=8, max_tool_calls=16)
+
 class AgentState(TypedDict, total=False):
     mode: Literal["investigate", "chat"]
     messages: Annotated[list[Message], operator.add]

@@ -44,7 +44,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
     assert {(e.signal, e.tool_call_id) for e in verdict.evidence} == {
         ("queue_consumers", "call_4"), ("queue_depth", "call_4"), ("replicas", "call_5"),
-        ("consumer_logs", "call_6")}
+        ("consumer_logs", "call_6"), ("queue_consumers", "call_2"), ("queue_depth", "call_2")}
     score = score_run(verdict, result.observations, scenario)
     assert score.passed, score.failures()
 
@@ -61,9 +61,29 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert "sock-shop/queue-master" not in later["get_deployment"]["deployment"]["enum"]
     tool_reply = next(m for m in model.calls[3].messages if m.get("tool_call_id") == "call_4")
     assert len(tool_reply["content"]) <= 700 and json.loads(tool_reply["content"])["consumers"] == 0
-    verdict_schema = model.calls[-1].response_schema
-    assert verdict_schema["properties"]["evidence"]["items"]["enum"] == [  # type: ignore[index]
+    branches = model.calls[-1].response_schema["anyOf"]  # type: ignore[index]
+    assert branches[0]["properties"]["evidence"]["items"]["enum"] == [
         "call_1", "call_2", "call_3", "call_4", "call_5", "call_6"]
+    by_component = {b["properties"]["component"]["enum"][0]: b["properties"] for b in branches[1:]}
+    scaled_to_zero = by_component["sock-shop/queue-master"]
+    assert (scaled_to_zero["category"]["enum"], scaled_to_zero["remediation"]["enum"]) == (
+        ["consumer_unavailable"], ["scale", "none"]), "a deployment at 0 can only be unavailable, fixed by scaling"
+    assert "consumer_unavailable" not in by_component["sock-shop/shipping"]["category"]["enum"]
+
+
+def test_consistent_options_follow_the_observed_state() -> None:
+    from agent.guided import consistent_options
+
+    crashing = {"desired": 1, "available": 0, "images": ["worker:2"],
+                "pods": [{"waiting_reason": "CrashLoopBackOff"}]}
+    assert consistent_options(crashing) == (
+        ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"],
+        ["rollback", "rollout_restart", "none"])
+    assert consistent_options({"desired": 0, "available": 0, "images": ["rabbitmq:3.8"], "pods": []}) == (
+        ["broker_unavailable"], ["scale", "none"])
+    assert consistent_options({"desired": 1, "available": 0, "images": ["w:9"],
+                               "pods": [{"waiting_reason": "ImagePullBackOff"}]}) == (["config_change"],
+                                                                                     ["rollback", "none"])
 
 
 def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:

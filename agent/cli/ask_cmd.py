@@ -17,7 +17,7 @@ from agent.remediation.checkpoint import make_checkpointer, redact
 from agent.remediation.flow import LIVE, RunRecord, checkpointer_target, open_remediator, scenario_spec
 from agent.remediation.policy import valid_person
 from agent.run import ChatSession, RemediationRun, investigate, new_run_id, resume_run, start_remediation_run
-from agent.state import Budgets
+from agent.state import GUIDED_BUDGETS, Budgets
 from tools.toolkit import Sources
 
 INTERACTIVE_ENV = "SRE_AGENT_INTERACTIVE"
@@ -55,9 +55,13 @@ def ask(
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the verdict JSON on stdout (with --remediate: "
                                                         "run_id, verdict, remediation, approval_request)")] = False,
-    max_llm_calls: Annotated[int, typer.Option(min=1, help="model-turn budget")] = Budgets.max_llm_calls,
-    max_tool_calls: Annotated[int, typer.Option(min=1, help="tool-call budget")] = Budgets.max_tool_calls,
-    timeout: Annotated[float, typer.Option(min=1, help="wall-clock budget, seconds")] = Budgets.timeout_s,
+    max_llm_calls: Annotated[int | None, typer.Option(
+        min=1, help=f"model-call budget (default {Budgets.max_llm_calls}; {GUIDED_BUDGETS.max_llm_calls} for guided "
+                    "small models)")] = None,
+    max_tool_calls: Annotated[int | None, typer.Option(
+        min=1, help=f"tool-call budget (default {Budgets.max_tool_calls})")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        min=1, help=f"wall-clock budget, seconds (default {Budgets.timeout_s:.0f})")] = None,
     remediate: Annotated[bool, typer.Option(
         "--remediate", help="after the verdict, propose its action for a human's approval; in a terminal asks "
                             "whether to approve (y/N), otherwise leaves it pending for `sre-agent approvals` "
@@ -70,7 +74,10 @@ def ask(
     with friendly_errors():
         sources = open_sources(scenario, live)
         chat_model = load_model(model)
-        budgets = Budgets(max_llm_calls=max_llm_calls, max_tool_calls=max_tool_calls, timeout_s=timeout)
+        defaults = GUIDED_BUDGETS if chat_model.guided else Budgets()
+        budgets = Budgets(max_llm_calls=max_llm_calls or defaults.max_llm_calls,
+                          max_tool_calls=max_tool_calls or defaults.max_tool_calls,
+                          timeout_s=timeout or defaults.timeout_s)
         label = chat_model.name + (" [baseline]" if chat_model.is_baseline else "")
         if remediate:
             person = approver_name(approver)

@@ -169,8 +169,9 @@ class LocalServer:
     """
 
     def __init__(self, model_path: Path | None = None, *, n_ctx: int = 16384, threads: int = 2,
-                 cache_ram_mib: int = 1024, startup_timeout: float = 120.0) -> None:
+                 cache_ram_mib: int = 1024, startup_timeout: float = 120.0, verbose: bool | None = None) -> None:
         self.model_path = model_path
+        self.verbose = logger.isEnabledFor(logging.DEBUG) if verbose is None else verbose
         self.cache_ram_mib = cache_ram_mib
         self.n_ctx = n_ctx
         self.threads = threads
@@ -208,11 +209,13 @@ class LocalServer:
         params.cache_ram_mib = self.cache_ram_mib  # bound the host-RAM cache of other prompts (default 8 GiB)
         params.fit_params = False  # CPU only: fitting to device memory only costs ~2 s of load time
         params.webui = False
+        params.verbosity = 3 if self.verbose else 0  # 0 silences llama.cpp's ~200 lines of stderr, errors included
         started = time.monotonic()
         try:
             self._server = xllamacpp.Server(params)
         except Exception as error:
-            raise LocalModelError(f"llama.cpp could not load {path}: {error}") from error
+            hint = "" if self.verbose else " (LocalServer(verbose=True) or DEBUG logging shows llama.cpp's log)"
+            raise LocalModelError(f"llama.cpp could not load {path}: {error}{hint}") from error
         self.base_url = f"{self._server.listening_address.rstrip('/')}/v1"
         self._wait_ready(started)
         self.load_seconds = time.monotonic() - started
@@ -220,9 +223,10 @@ class LocalServer:
 
     def _wait_ready(self, started: float) -> None:
         url = self.base_url.removesuffix("/v1") + "/health"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                with opener.open(url, timeout=5) as response:
                     if response.status == 200:
                         return
             except (OSError, urllib.error.URLError):

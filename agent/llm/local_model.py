@@ -24,4 +24,4 @@ def local_chat_model() -> ChatModel:
         raise ModelError(str(exc)) from None
     atexit.register(server.__exit__, None, None, None)
     return OpenAIChatModel(server.model, base_url=server.base_url, label="local:qwen2.5-coder-1.5b",
-                           extra_body={"cache_prompt": True}, guided=True)
+                           extra_body={"cache_prompt": True}, guided=True, timeout_s=600.0)
