@@ -37,6 +37,7 @@ class Inventory:
     namespaces: list[str] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
 
     def deployment_refs(self) -> list[tuple[str, str]]:
         return [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in self.deployments]
@@ -52,6 +53,7 @@ class Inventory:
                 _add(inventory.namespaces, row.get("namespace"))
                 for flagged in row.get("attention", []):
                     _add(inventory.deployments, f"{row.get('namespace')}/{flagged.split(' ')[0]}")
+                    _add(inventory.flagged, f"{row.get('namespace')}/{flagged.split(' ')[0]}")
             for consumer in data.get("consumed_by") or []:
                 match = re.match(r"Deployment (\S+/\S+)", consumer)
                 if match:
@@ -150,7 +152,9 @@ def step_schema(inventory: Inventory, observations: list[Observation] | None = N
     if values := fresh("queue_metric", queues):
         choices.append(_choice("queue_metric", {"queue": _enum(values), "metric": _enum(
             ["queue_depth", "queue_consumers", "publish_rate"])}, ["queue", "metric"]))
-    choices.append(_choice("answer", {}, []))
+    flagged = [ref for ref in inventory.flagged if ("get_deployment", ref) not in taken]
+    if not flagged or len(flagged) < len(inventory.flagged):
+        choices.append(_choice("answer", {}, []))
     return {"anyOf": choices}
 
 
@@ -170,7 +174,8 @@ def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     if tool == "search_logs":
         return "search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": window}
     if tool == "search_errors":
-        return "search_logs", {"query": f"kube_namespace:{choice.get('namespace')} status:error", "start": window}
+        return "search_logs", {"query": f"kube_namespace:{choice.get('namespace')} status:(error OR warn)",
+                               "start": window}
     if tool == "list_events":
         return "list_events", {"namespace": namespace, "involved_object": name}
     if tool == "get_queue":
@@ -262,9 +267,13 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
                   {"signal": "queue_depth", "observed": {"messages": row["messages"]}}]
     elif obs.tool == "get_deployment" and "name" in data:
         items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
+        if data.get("events"):
+            items.append({"signal": "events", "observed": {"reason": data["events"][-1]["reason"]}})
+    elif obs.tool == "search_logs" and "status:" in str(obs.args.get("query")):
+        items += [{"signal": "errors", "observed": {"total": data["total"]}},
+                  {"signal": "producer_activity", "observed": {"total": data["total"]}}]
     elif obs.tool == "search_logs":
-        signal = "errors" if "status:error" in str(obs.args.get("query")) else "consumer_logs"
-        items.append({"signal": signal, "observed": {"total": data["total"]}})
+        items.append({"signal": "consumer_logs", "observed": {"total": data["total"]}})
     elif obs.tool == "get_metric" and data.get("series"):
         signal = next((s for s in ("replicas", "queue_consumers", "queue_depth", "producer_activity")
                        if s in obs.signals), "other")

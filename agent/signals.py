@@ -63,7 +63,8 @@ def signals_for(tool: str, args: dict[str, Any], ok: bool, data: dict[str, Any])
     if tool == "search_logs":
         found = {"consumer_logs", "producer_activity"}
         by_status = data.get("by_status") or {}
-        if "status:error" in str(args.get("query", "")) or by_status.get("error") or by_status.get("critical"):
+        if re.search(r"status:\(?error", str(args.get("query", ""))) or by_status.get("error") or \
+                by_status.get("critical"):
             found.add("errors")
         return found
     if tool == "get_metric":

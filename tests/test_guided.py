@@ -44,7 +44,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
     assert {(e.signal, e.tool_call_id) for e in verdict.evidence} == {
         ("queue_consumers", "call_4"), ("queue_depth", "call_4"), ("replicas", "call_5"),
-        ("consumer_logs", "call_6"), ("queue_consumers", "call_2"), ("queue_depth", "call_2")}
+        ("consumer_logs", "call_6"), ("queue_consumers", "call_2"), ("queue_depth", "call_2"), ("events", "call_5")}
     score = score_run(verdict, result.observations, scenario)
     assert score.passed, score.failures()
 
@@ -53,6 +53,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
         "Next step (JSON). Not yet checked: consumer_logs, replicas.")
     offered = {c["properties"]["tool"]["enum"][0]: c["properties"] for c in first.response_schema["anyOf"]}  # type: ignore[index]
     assert "list_namespaces" not in offered and "list_queues" not in offered and "list_deployments" not in offered
+    assert "answer" not in offered, "no answer before the flagged deployment's pods were looked at"
     assert offered["get_queue"]["queue"]["enum"] == ["shipping-task"]
     assert "sock-shop/queue-master" in offered["get_deployment"]["deployment"]["enum"]
     assert model.calls[1].messages[-1]["content"].startswith("not a valid step")
