@@ -219,13 +219,15 @@ def consistent_options(state: dict[str, Any] | None) -> tuple[list[str], list[st
         return every, ALL_ACTIONS
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
     broker = bool(_BROKER_IMAGE.search(" ".join(state.get("images", []))))
+    rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
     if state.get("desired") == 0:
         return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
     if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
         return ["config_change"], ["rollback", "none"]
     if "CrashLoopBackOff" in waiting:
-        return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], [
-            "rollback", "rollout_restart", "none"]
+        # Restarting the revision that crashes brings back the same crash; after a rollout, undo it.
+        return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
+            ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
     if state.get("available", 0) >= state.get("desired", 0):
         return ["consumer_too_slow", "app_errors", "resource_exhaustion", "config_change"], ALL_ACTIONS
     return every, ALL_ACTIONS

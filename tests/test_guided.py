@@ -79,7 +79,9 @@ def test_consistent_options_follow_the_observed_state() -> None:
                 "pods": [{"waiting_reason": "CrashLoopBackOff"}]}
     assert consistent_options(crashing) == (
         ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"],
-        ["rollback", "rollout_restart", "none"])
+        ["rollout_restart", "none"])
+    after_rollout = {**crashing, "annotations": {"deployment.kubernetes.io/revision": "2"}}
+    assert consistent_options(after_rollout)[1] == ["rollback", "none"]
     assert consistent_options({"desired": 0, "available": 0, "images": ["rabbitmq:3.8"], "pods": []}) == (
         ["broker_unavailable"], ["scale", "none"])
     assert consistent_options({"desired": 1, "available": 0, "images": ["w:9"],
