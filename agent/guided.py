@@ -246,14 +246,18 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
         "type": "object", "additionalProperties": False, "required": ["status", "summary", "evidence", "confidence"],
         "properties": {"status": {"type": "string", "enum": ["healthy", "inconclusive"]}, **common}}]
     for (namespace, name) in Inventory.of(observations).deployment_refs():
-        categories, actions = consistent_options(states.get((namespace, name)))
+        state = states.get((namespace, name)) or {}
+        categories, actions = consistent_options(state or None)
+        desired = state.get("desired", 0)
+        fewest = desired + 1 if desired and state.get("available", 0) >= desired else 1
         branches.append({
             "type": "object", "additionalProperties": False,
             "required": ["status", "component", "category", "remediation", "summary", "evidence", "confidence"],
             "properties": {"status": {"type": "string", "enum": ["incident"]},
                            "component": {"type": "string", "enum": [f"{namespace}/{name}"]},
                            "category": _enum(categories), "remediation": _enum(actions),
-                           "replicas": {"type": "integer", "minimum": 1, "maximum": 20}, **common}})
+                           "replicas": {"type": "integer", "minimum": fewest, "maximum": max(20, fewest)},
+                           **common}})
     return {"anyOf": branches}
 
 
@@ -290,6 +294,16 @@ def _concerns(obs: Observation, names: set[str]) -> bool:
     return any(name in text for name in names)
 
 
+def _replicas(choice: dict[str, Any], namespace: str, name: str, observations: list[Observation]) -> int:
+    """The chosen replica count, or the fewest that changes anything: 1 from zero, one more than a full set."""
+    from agent.validator import known_deployments
+
+    state = known_deployments(observations).get((namespace, name)) or {}
+    desired = state.get("desired", 0)
+    fewest = desired + 1 if desired and state.get("available", 0) >= desired else 1
+    return max(int(choice.get("replicas") or fewest), fewest)
+
+
 def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> dict[str, Any]:
     """A full verdict draft from the compact one: evidence from the cited calls (and, as bookkeeping, every other
     successful call about the chosen component or a queue), numbers copied from their results."""
@@ -312,7 +326,8 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
         action = choice.get("remediation", "none")
         if action != "none":
             draft["remediation"] = {"action": action, "namespace": namespace, "name": name,
-                                    "replicas": choice.get("replicas", 1) if action == "scale" else None,
+                                    "replicas": _replicas(choice, namespace, name, observations)
+                                    if action == "scale" else None,
                                     "verification": ["available replicas at desired", "queue consumers ≥ 1",
                                                      "queue depth falling"]}
     return draft

@@ -70,6 +70,8 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert (scaled_to_zero["category"]["enum"], scaled_to_zero["remediation"]["enum"]) == (
         ["consumer_unavailable"], ["scale", "none"]), "a deployment at 0 can only be unavailable, fixed by scaling"
     assert "consumer_unavailable" not in by_component["sock-shop/shipping"]["category"]["enum"]
+    assert by_component["sock-shop/shipping"]["replicas"]["minimum"] == 2, "scaling a full 1/1 set only helps up"
+    assert scaled_to_zero["replicas"]["minimum"] == 1
 
 
 def test_consistent_options_follow_the_observed_state() -> None:
