@@ -209,9 +209,25 @@ _BROKER_IMAGE = re.compile(r"rabbitmq|amqp|activemq|kafka|nats", re.IGNORECASE)
 ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
 
-def consistent_options(state: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+def observed_symptoms(observations: list[Observation]) -> set[str]:
+    """System-wide symptoms the tools showed: a queue growing despite consumers, error logs."""
+    found = set()
+    for obs in observations:
+        if not obs.ok:
+            continue
+        trend = obs.data.get("depth_trend") or {}
+        if obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
+            found.add("consumer_too_slow")
+        if obs.tool == "search_logs" and ((obs.data.get("by_status") or {}).get("error") or 0) > 0:
+            found.add("app_errors")
+    return found
+
+
+def consistent_options(state: dict[str, Any] | None,
+                       symptoms: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Root-cause categories and actions that agree with what the tools showed about a deployment. A crash-looping
-    deployment cannot be 'scaled to 0', and scaling it up cannot fix it; a deployment at 0 is not crash-looping."""
+    deployment cannot be 'scaled to 0', and scaling it up cannot fix it; a deployment at 0 is not crash-looping;
+    a fully available deployment is at fault only through a symptom the tools showed (a growing queue, errors)."""
     from agent.verdict import Category
 
     every = [c for c in Category.__args__ if c != "planned_maintenance"]  # type: ignore[attr-defined]
@@ -229,7 +245,9 @@ def consistent_options(state: dict[str, Any] | None) -> tuple[list[str], list[st
         return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
             ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
     if state.get("available", 0) >= state.get("desired", 0):
-        return ["consumer_too_slow", "app_errors", "resource_exhaustion", "config_change"], ALL_ACTIONS
+        shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in (symptoms or set())]
+        actions = ["scale"] if shown == ["consumer_too_slow"] else ALL_ACTIONS
+        return shown, actions if shown else []
     return every, ALL_ACTIONS
 
 
@@ -239,6 +257,7 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
     from agent.validator import known_deployments
 
     states = known_deployments(observations)
+    symptoms = observed_symptoms(observations)
     common = {"summary": {"type": "string", "maxLength": 400},
               "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
               "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
@@ -247,7 +266,9 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
         "properties": {"status": {"type": "string", "enum": ["healthy", "inconclusive"]}, **common}}]
     for (namespace, name) in Inventory.of(observations).deployment_refs():
         state = states.get((namespace, name)) or {}
-        categories, actions = consistent_options(state or None)
+        categories, actions = consistent_options(state or None, symptoms)
+        if not categories:
+            continue
         desired = state.get("desired", 0)
         fewest = desired + 1 if desired and state.get("available", 0) >= desired else 1
         branches.append({

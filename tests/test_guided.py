@@ -69,9 +69,25 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     scaled_to_zero = by_component["sock-shop/queue-master"]
     assert (scaled_to_zero["category"]["enum"], scaled_to_zero["remediation"]["enum"]) == (
         ["consumer_unavailable"], ["scale", "none"]), "a deployment at 0 can only be unavailable, fixed by scaling"
-    assert "consumer_unavailable" not in by_component["sock-shop/shipping"]["category"]["enum"]
-    assert by_component["sock-shop/shipping"]["replicas"]["minimum"] == 2, "scaling a full 1/1 set only helps up"
+    assert "sock-shop/shipping" not in by_component, "a healthy deployment with no observed symptom can't be blamed"
     assert scaled_to_zero["replicas"]["minimum"] == 1
+
+
+def test_a_full_deployment_is_blamed_only_through_an_observed_symptom() -> None:
+    from agent.guided import verdict_schema
+    from agent.signals import Observation
+
+    table = Observation("c1", "get_deployment", {"namespace": "shop"}, True, {
+        "namespace": "shop", "summary": "", "attention": [],
+        "deployments": [{"name": "worker", "desired": 1, "available": 1, "images": ["w:1"]}]})
+    growing = Observation("c2", "get_queue_stats", {"queue": "jobs"}, True, {
+        "queue": "jobs", "consumers": 1, "messages": 90, "summary": "",
+        "depth_trend": {"direction": "rising"}, "consumed_by": ["Deployment shop/worker (1 consumer)"]})
+    assert len(verdict_schema([table], ["c1"])["anyOf"]) == 1, "healthy/inconclusive only"
+    branch = verdict_schema([table, growing], ["c1", "c2"])["anyOf"][1]["properties"]
+    assert (branch["component"]["enum"], branch["category"]["enum"], branch["remediation"]["enum"]) == (
+        ["shop/worker"], ["consumer_too_slow"], ["scale"])
+    assert branch["replicas"]["minimum"] == 2, "scaling a full 1/1 set only helps upward"
 
 
 def test_consistent_options_follow_the_observed_state() -> None:
