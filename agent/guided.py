@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.signals import Observation
+from agent.signals import Observation, checked_signals
 
 STANDARD_METRICS = {
     "replicas_available": ("kubernetes_state.deployment.replicas_available", "kube_deployment"),
@@ -219,7 +219,7 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
         if obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
             found.add("consumer_too_slow")
         if obs.tool == "search_logs" and ((obs.data.get("by_status") or {}).get("error") or 0) > 0:
-            found.add("app_errors")
+            found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}}
     return found
 
 
@@ -245,7 +245,9 @@ def consistent_options(state: dict[str, Any] | None,
         return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
             ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
     if state.get("available", 0) >= state.get("desired", 0):
-        shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in (symptoms or set())]
+        seen = {s.split(":")[0] for s in symptoms or set()
+                if ":" not in s or s.split(":", 1)[1] in (state.get("name"), (state.get("labels") or {}).get("name"))}
+        shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in seen]
         actions = ["scale"] if shown == ["consumer_too_slow"] else ALL_ACTIONS
         return shown, actions if shown else []
     return every, ALL_ACTIONS
@@ -261,9 +263,12 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
     common = {"summary": {"type": "string", "maxLength": 400},
               "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
               "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
+    checked = checked_signals(observations)
+    missing = any(not o.ok for o in observations) or not {"queue_consumers", "queue_depth"} <= set(checked)
+    calm = ["healthy", "inconclusive"] if missing else ["healthy"]
     branches: list[dict[str, Any]] = [{
         "type": "object", "additionalProperties": False, "required": ["status", "summary", "evidence", "confidence"],
-        "properties": {"status": {"type": "string", "enum": ["healthy", "inconclusive"]}, **common}}]
+        "properties": {"status": {"type": "string", "enum": calm}, **common}}]
     for (namespace, name) in Inventory.of(observations).deployment_refs():
         state = states.get((namespace, name)) or {}
         categories, actions = consistent_options(state or None, symptoms)

@@ -117,3 +117,28 @@ def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:
     ], guided=True)
     verdict = run_investigation(scenario.question, model, replay_sources(scenario)).verdict
     assert verdict.status == "inconclusive" and verdict.remediation is None
+
+
+def test_inconclusive_is_offered_only_when_evidence_is_missing_and_errors_blame_their_source() -> None:
+    from agent.guided import verdict_schema
+    from agent.signals import Observation, signals_for
+
+    def obs(call_id: str, tool: str, args: dict, ok: bool, data: dict) -> Observation:
+        return Observation(call_id, tool, args, ok, data, signals=signals_for(tool, args, ok, data))
+
+    table = obs("c1", "get_deployment", {"namespace": "shop"}, True, {
+        "namespace": "shop", "summary": "", "attention": [],
+        "deployments": [{"name": "api", "desired": 1, "available": 1, "images": ["a:1"]},
+                        {"name": "web", "desired": 1, "available": 1, "images": ["w:1"]}]})
+    queues = obs("c2", "get_queue_stats", {}, True, {"summary": "", "attention": [], "queues": [
+        {"queue": "jobs", "vhost": "/", "messages": 0, "consumers": 1, "publish_rate": 0.1, "deliver_rate": 0.1}]})
+    calm = verdict_schema([table, queues], ["c1", "c2"])["anyOf"][0]["properties"]["status"]["enum"]
+    assert calm == ["healthy"], "every signal answered and nothing is wrong: inconclusive would be a dodge"
+    failed = obs("c3", "search_logs", {"query": "x"}, False, {"error": "rate_limited", "message": "429"})
+    assert verdict_schema([table, queues, failed], ["c1", "c2"])["anyOf"][0]["properties"]["status"]["enum"] == [
+        "healthy", "inconclusive"]
+    errors = obs("c4", "search_logs", {"query": "kube_namespace:shop status:(error OR warn)"}, True, {
+        "summary": "", "total": 40, "by_status": {"error": 40}, "by_service": {"api": 40}})
+    blamed = [b["properties"]["component"]["enum"][0]
+              for b in verdict_schema([table, queues, errors], ["c1", "c2", "c4"])["anyOf"][1:]]
+    assert blamed == ["shop/api"], "only the deployment whose logs carry the errors can be blamed for them"
