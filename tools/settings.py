@@ -19,6 +19,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def header_seconds(value: str | None) -> float | None:
+    """A rate-limit reset / Retry-After header as seconds; None when absent or not a number."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class ConfigError(Exception):
     """The live sources cannot be built: a setting is missing or unusable."""
 

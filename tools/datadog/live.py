@@ -28,7 +28,7 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 from tools.datadog.metricquery import parse_metric_query
 from tools.datadog.protocol import LogCount, LogRecord, Series
 from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable, UnknownMetric
-from tools.settings import Settings
+from tools.settings import Settings, header_seconds
 from tools.timerange import Clock, system_clock
 
 logger = logging.getLogger(__name__)
@@ -63,11 +63,7 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _reset_after(exc: BaseException) -> float | None:
-    value = _header(exc, "X-RateLimit-Reset") if isinstance(exc, ApiException) else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return header_seconds(_header(exc, "X-RateLimit-Reset") if isinstance(exc, ApiException) else None)
 
 
 def _translate(exc: ApiException) -> SourceError:

@@ -16,7 +16,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable
 from tools.kubernetes.protocol import Condition, DeploymentInfo, KubeEvent, PodInfo
-from tools.settings import ConfigError, Settings
+from tools.settings import ConfigError, Settings, header_seconds
 
 T = TypeVar("T")
 
@@ -53,11 +53,7 @@ def _transient(exc: BaseException) -> bool:
 
 def _retry_after(exc: BaseException) -> float | None:
     headers = exc.headers if isinstance(exc, ApiException) else None
-    value = headers.get("Retry-After") if headers else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return header_seconds(headers.get("Retry-After") if headers else None)
 
 
 def _translate(exc: ApiException) -> SourceError:

@@ -11,7 +11,7 @@ import httpx
 
 from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable
 from tools.rabbitmq.protocol import QueueInfo
-from tools.settings import Settings
+from tools.settings import Settings, header_seconds
 
 SAMPLES = 20
 
@@ -30,11 +30,7 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    value = exc.response.headers.get("Retry-After") if isinstance(exc, httpx.HTTPStatusError) else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return header_seconds(exc.response.headers.get("Retry-After") if isinstance(exc, httpx.HTTPStatusError) else None)
 
 
 def _path(*parts: str) -> str:
