@@ -27,12 +27,14 @@ from agent.guided import (
     expand_verdict,
     step_schema,
     to_tool_call,
+    transcript,
+    unchecked,
     verdict_schema,
 )
 from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
 from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
-from agent.signals import CORE_SIGNALS, Observation, checked_signals, progress_note, signals_for
+from agent.signals import Observation, progress_note, signals_for
 from agent.state import GUIDED_BUDGETS, AgentState, Budgets
 from agent.validator import fallback_verdict, validate
 from agent.verdict import ToolCallRecord, Trace
@@ -119,9 +121,9 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     def guided_turn(state: AgentState) -> tuple[AssistantTurn, int]:
         history = observations_of(state)
         inventory = Inventory.of(history)
-        unchecked = [s for s in CORE_SIGNALS if s not in checked_signals(history)]
-        nudge = "Next step (JSON)." + (f" Not yet checked: {', '.join(unchecked)}." if unchecked else "")
-        messages = [*state["messages"], {"role": "user", "content": nudge}]
+        missing = unchecked(history)
+        nudge = "Next step (JSON)." + (f" Not yet checked: {', '.join(missing)}." if missing else "")
+        messages = [*transcript(state["messages"]), {"role": "user", "content": nudge}]
         prompt_tokens = completion_tokens = 0
         problem = ""
         for attempt in range(1, 3):
@@ -222,8 +224,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                   "tool_seconds": state.get("tool_seconds", 0.0) + seconds}
         state_after = {**state, "tool_calls": made}
         stop = out_of_budget(state_after)  # type: ignore[arg-type]
-        looked_closer = any(o.ok and o.tool == "get_deployment" and o.args.get("name") for o in everything)
-        if model.guided and not stop and looked_closer and len(checked_signals(everything)) == len(CORE_SIGNALS):
+        if model.guided and not stop and not unchecked(everything):
             stop = "all core playbook signals checked"
         if stop:
             update["stop_reason"] = stop
@@ -243,15 +244,12 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             return {"verdict": _finish(fallback_verdict(history, "the wall-clock budget ran out"), [], state,
                                        "timeout")}
         if model.guided:
-            calls = "\n".join(f"- {o.call_id} {o.tool} {json.dumps(o.args)}" for o in history if o.ok) or "- none"
+            ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
+            messages = [*transcript(state["messages"]), {"role": "user", "content": guided_verdict_prompt()}]
+            schema = verdict_schema(history, ids)
         else:
             calls = "\n".join(f"- {o.call_id} {o.tool}({json.dumps(o.args)}): "
                               f"{'ok' if o.ok else 'FAILED'} — {o.summary[:200]}" for o in history) or "- none"
-        if model.guided:
-            ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
-            messages = [*state["messages"], {"role": "user", "content": guided_verdict_prompt(calls)}]
-            schema = verdict_schema(history, ids)
-        else:
             messages = [*state["messages"], {"role": "user", "content": verdict_prompt(calls)}]
             schema = VerdictDraft.model_json_schema()
         counters = {"llm_calls": state.get("llm_calls", 0), "prompt_tokens": state.get("prompt_tokens", 0),

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.signals import Observation, checked_signals
+from agent.signals import CORE_SIGNALS, Observation, checked_signals
+from agent.sizing import previous_replicas, replicas_to_keep_up
 
 STANDARD_METRICS = {
     "replicas_available": ("kubernetes_state.deployment.replicas_available", "kube_deployment"),
@@ -23,10 +24,14 @@ STANDARD_METRICS = {
     "publish_rate": ("rabbitmq.queue.messages.publish.rate", "rabbitmq_queue"),
 }
 WINDOWS = {"5m": "now-5m", "15m": "now-15m", "1h": "now-1h"}
+ERROR_QUERY = "kube_namespace:{namespace} status:(error OR warn)"
+PRODUCER_QUERY = "kube_namespace:{namespace} (queue OR publish* OR enqueue*)"
+ERROR_THRESHOLD = 10
+MAX_SUSPECTS = 3
 KEY_FIELDS = {
     "get_queue_stats": ("consumers", "messages", "publish_rate", "deliver_rate"),
     "get_deployment": ("desired", "available"),
-    "search_logs": ("total",),
+    "search_logs": ("total", "by_service"),
     "list_events": ("total",),
 }
 MAX_COMPACT_CHARS = 700
@@ -85,13 +90,98 @@ def _choice(tool: str, properties: dict[str, Any], required: list[str]) -> dict[
 
 
 def discovery_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any]]]:
-    """Inventory the runtime gathers before the model's first choice, so every choice has real names to pick."""
+    """What the runtime looks at before and between the model's choices: the inventory (namespaces, queues,
+    deployment tables), then the leads any on-call engineer follows first (see `lead_calls`)."""
     made = [(o.tool, o.args) for o in observations]
     if not any(tool == "list_namespaces" for tool, _ in made):
         return [("list_namespaces", {}), ("get_queue_stats", {})]
     inventory = Inventory.of(observations)
     listed = {args.get("namespace") for tool, args in made if tool == "get_deployment" and not args.get("name")}
-    return [("get_deployment", {"namespace": ns}) for ns in inventory.namespaces[:3] if ns not in listed]
+    tables = [("get_deployment", {"namespace": ns}) for ns in inventory.namespaces[:3] if ns not in listed]
+    return tables or lead_calls(observations)
+
+
+def _done(tool: str, args: dict[str, Any], observations: list[Observation]) -> bool:
+    return any(o.tool == tool and all(o.args.get(k) == v for k, v in args.items()) for o in observations)
+
+
+def _queue_rows(observations: list[Observation]) -> list[dict[str, Any]]:
+    for obs in observations:
+        if obs.ok and obs.tool == "get_queue_stats" and "queues" in obs.data:
+            return list(obs.data["queues"])
+    return []
+
+
+def suspects(observations: list[Observation]) -> list[str]:
+    """Deployments worth a closer look, most telling first: below desired, consuming a queue that is not keeping
+    up, or logging errors."""
+    found: list[str] = list(Inventory.of(observations).flagged)
+    for obs in observations:
+        if not obs.ok:
+            continue
+        if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
+            for consumer in obs.data.get("consumed_by") or []:
+                match = re.match(r"Deployment (\S+/\S+)", consumer)
+                if match:
+                    _add(found, match.group(1))
+    for obs in observations:
+        namespace = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
+        if obs.ok and obs.tool == "search_logs" and namespace:
+            noisy = sorted((n, s) for s, n in (obs.data.get("by_service") or {}).items() if n >= ERROR_THRESHOLD)
+            for _, service in reversed(noisy):
+                ref = f"{namespace.group(1)}/{service}"
+                if ref in Inventory.of(observations).deployments:
+                    _add(found, ref)
+    return found
+
+
+def _backlogged(queue: dict[str, Any]) -> bool:
+    trend = queue.get("depth_trend") or {}
+    return bool(queue.get("messages")) and (not queue.get("consumers") or trend.get("direction") == "rising")
+
+
+def lead_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any]]]:
+    """The first looks after the inventory, made by code: error and publishing logs per namespace, the stats of
+    every queue holding messages or lacking consumers, and the detail of the suspect deployments."""
+    inventory = Inventory.of(observations)
+    leads: list[tuple[str, dict[str, Any]]] = []
+    for namespace in inventory.namespaces[:2]:
+        leads += [("search_logs", {"query": query.format(namespace=namespace), "start": "now-15m"})
+                  for query in (ERROR_QUERY, PRODUCER_QUERY)]
+    rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
+    leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
+              if r.get("messages") or not r.get("consumers")][:2]
+    for ref in suspects(observations)[:MAX_SUSPECTS]:
+        namespace, name = ref.split("/", 1)
+        leads.append(("get_deployment", {"namespace": namespace, "name": name}))
+    return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
+
+
+def inspected(observations: list[Observation]) -> list[str]:
+    return [f"{o.args['namespace']}/{o.args['name']}" for o in observations
+            if o.ok and o.tool == "get_deployment" and o.args.get("name")]
+
+
+def unchecked(observations: list[Observation]) -> list[str]:
+    """Core signals not yet checked, where a deployment's own logs count only when searched by its name (a
+    namespace-wide error search cannot show that a consumer went quiet)."""
+    missing = [s for s in CORE_SIGNALS if s not in checked_signals(observations)]
+    logs_read = {subject for choice, subject in _taken(observations) if choice == "search_logs"}
+    looked_at = set(inspected(observations))
+    if "consumer_logs" not in missing and looked_at and not logs_read & looked_at:
+        missing.insert(0, "consumer_logs")
+    # A source that fails every call cannot be checked further; its failure is the finding.
+    unreachable = {s for tool, signals in UNREACHABLE_SIGNALS.items() if _unreachable(observations, tool)
+                   for s in signals}
+    return [s for s in missing if s not in unreachable]
+
+
+UNREACHABLE_SIGNALS = {"get_queue_stats": ("queue_consumers", "queue_depth"), "search_logs": ("consumer_logs",)}
+
+
+def _unreachable(observations: list[Observation], tool: str) -> bool:
+    calls = [o for o in observations if o.tool == tool]
+    return bool(calls) and not any(o.ok for o in calls)
 
 
 def _taken(observations: list[Observation]) -> set[tuple[str, str]]:
@@ -189,6 +279,34 @@ def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def transcript(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as a small model reads it best: tool calls and their results become one short user
+    message per round, `call_id tool args: result` per line, instead of the chat template's tool-call markup.
+    Append-only, so the server's prompt cache still reuses every earlier turn."""
+    shown: list[dict[str, Any]] = []
+    calls: dict[str, str] = {}
+    lines: list[str] = []
+    for message in messages:
+        if message.get("role") == "tool":
+            lines.append(f"{calls.get(message.get('tool_call_id', ''), message.get('tool_call_id'))}: "
+                         f"{message.get('content')}")
+            continue
+        if lines:
+            shown.append({"role": "user", "content": "Results:\n" + "\n".join(lines)})
+            lines = []
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            for call in message["tool_calls"]:
+                arguments = call["function"]["arguments"]
+                args = json.loads(arguments) if isinstance(arguments, str) and arguments else arguments or {}
+                brief = json.dumps({k: v for k, v in args.items() if v is not None}, separators=(",", ":"))
+                calls[call["id"]] = f"{call['id']} {call['function']['name']} {brief}"
+            continue
+        shown.append({"role": message["role"], "content": message.get("content") or ""})
+    if lines:
+        shown.append({"role": "user", "content": "Results:\n" + "\n".join(lines)})
+    return shown
+
+
 def compact(tool: str, data: dict[str, Any]) -> str:
     """What a small model needs from a result: the summary and the key numbers."""
     if "error" in data:
@@ -201,7 +319,7 @@ def compact(tool: str, data: dict[str, Any]) -> str:
         kept["consumed_by"] = data["consumed_by"]
     if "attention" in data:
         kept["attention"] = data["attention"]
-    text = json.dumps(kept, separators=(",", ":"))
+    text = json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= MAX_COMPACT_CHARS else text[:MAX_COMPACT_CHARS] + "…"
 
 
@@ -220,7 +338,28 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
             found.add("consumer_too_slow")
         if obs.tool == "search_logs" and ((obs.data.get("by_status") or {}).get("error") or 0) > 0:
             found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}}
+        if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
+            found.add("backlog")
     return found
+
+
+_PAUSE = re.compile(r"maintenance|paused|planned", re.IGNORECASE)
+
+
+def intentional_pause(state: dict[str, Any]) -> bool:
+    """Scaled down on purpose and said so: an annotation or an event of the deployment names a pause."""
+    notes = [f"{k} {v}" for k, v in (state.get("annotations") or {}).items()]
+    notes += [f"{e.get('reason')} {e.get('message')}" for e in state.get("events") or []]
+    return any(_PAUSE.search(note) for note in notes)
+
+
+def recent_rollout(state: dict[str, Any]) -> bool:
+    """A new ReplicaSet was scaled up within the deployment's recent events (a rollout, not a resize)."""
+    scaled_up = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
+                 and "scaled up" in str(e.get("message", "")).lower()]
+    scaled_down = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
+                   and "scaled down" in str(e.get("message", "")).lower()]
+    return bool(scaled_up and scaled_down)
 
 
 def consistent_options(state: dict[str, Any] | None,
@@ -236,6 +375,8 @@ def consistent_options(state: dict[str, Any] | None,
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
     broker = bool(_BROKER_IMAGE.search(" ".join(state.get("images", []))))
     rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
+    if state.get("desired") == 0 and intentional_pause(state) and "backlog" not in (symptoms or set()):
+        return [], []
     if state.get("desired") == 0:
         return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
     if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
@@ -248,8 +389,11 @@ def consistent_options(state: dict[str, Any] | None,
         seen = {s.split(":")[0] for s in symptoms or set()
                 if ":" not in s or s.split(":", 1)[1] in (state.get("name"), (state.get("labels") or {}).get("name"))}
         shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in seen]
-        actions = ["scale"] if shown == ["consumer_too_slow"] else ALL_ACTIONS
-        return shown, actions if shown else []
+        if shown == ["consumer_too_slow"]:
+            return shown, ["scale"]
+        if shown == ["app_errors"] and rolled_out and recent_rollout(state):
+            return shown, ["rollback", "none"]  # errors from a fully available revision just rolled out
+        return shown, [a for a in ALL_ACTIONS if a != "rollback"] if shown else []
     return every, ALL_ACTIONS
 
 
@@ -260,29 +404,26 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
 
     states = known_deployments(observations)
     symptoms = observed_symptoms(observations)
-    common = {"summary": {"type": "string", "maxLength": 400},
-              "evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
+    common = {"evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
               "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
     checked = checked_signals(observations)
     missing = any(not o.ok for o in observations) or not {"queue_consumers", "queue_depth"} <= set(checked)
     calm = ["healthy", "inconclusive"] if missing else ["healthy"]
     branches: list[dict[str, Any]] = [{
-        "type": "object", "additionalProperties": False, "required": ["status", "summary", "evidence", "confidence"],
+        "type": "object", "additionalProperties": False, "required": ["status", "evidence", "confidence"],
         "properties": {"status": {"type": "string", "enum": calm}, **common}}]
     for (namespace, name) in Inventory.of(observations).deployment_refs():
         state = states.get((namespace, name)) or {}
         categories, actions = consistent_options(state or None, symptoms)
         if not categories:
             continue
-        desired = state.get("desired", 0)
-        fewest = desired + 1 if desired and state.get("available", 0) >= desired else 1
+        actions = [a for a in actions if a != "none"] or ["none"]  # an incident comes with its fix
         branches.append({
             "type": "object", "additionalProperties": False,
-            "required": ["status", "component", "category", "remediation", "summary", "evidence", "confidence"],
+            "required": ["status", "component", "category", "remediation", "evidence", "confidence"],
             "properties": {"status": {"type": "string", "enum": ["incident"]},
                            "component": {"type": "string", "enum": [f"{namespace}/{name}"]},
                            "category": _enum(categories), "remediation": _enum(actions),
-                           "replicas": {"type": "integer", "minimum": fewest, "maximum": max(20, fewest)},
                            **common}})
     return {"anyOf": branches}
 
@@ -293,10 +434,14 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
     if obs.tool == "get_queue_stats" and "queue" in data:
         items += [{"signal": "queue_consumers", "observed": {"consumers": data["consumers"]}},
                   {"signal": "queue_depth", "observed": {"messages": data["messages"]}}]
+        if data.get("publish_rate") is not None:
+            items.append({"signal": "producer_activity", "observed": {"publish_rate": data["publish_rate"]}})
     elif obs.tool == "get_queue_stats" and data.get("queues"):
         row = next((r for r in data["queues"] if r["queue"] in data.get("attention", [])), data["queues"][0])
         items += [{"signal": "queue_consumers", "observed": {"consumers": row["consumers"]}},
                   {"signal": "queue_depth", "observed": {"messages": row["messages"]}}]
+    elif obs.tool == "get_deployment" and "deployments" in data:
+        items.append({"signal": "replicas", "observed": {"attention": data.get("attention", [])}})
     elif obs.tool == "get_deployment" and "name" in data:
         items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
         if data.get("events"):
@@ -315,19 +460,50 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
     return [{**item, "claim": claim, "tool_call_id": obs.call_id} for item in items]
 
 
+def _shows_errors(obs: Observation) -> bool:
+    statuses = obs.data.get("by_status") or {}
+    return obs.tool == "search_logs" and any(statuses.get(s) for s in ("error", "critical", "warn", "warning"))
+
+
+def _summary(choice: dict[str, Any], observations: list[Observation]) -> str:
+    """Written by code from the choice and what the cited calls returned, so every sentence is backed."""
+    status = choice.get("status", "inconclusive")
+    if status == "incident":
+        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ')} at Deployment {choice.get('component')}"
+    elif status == "healthy":
+        head = "No incident: work is flowing"
+    else:
+        head = "Inconclusive: the evidence is missing or contradictory"
+    names = {str(choice.get("component") or "").partition("/")[2]} - {""}
+    ordered = sorted(observations, key=lambda o: not _concerns(o, names | {str(o.data.get("queue"))}))
+    facts = [f"{o.call_id}: {_clip(o.summary.split('; consumed by')[0], 160)}" for o in ordered[:3]]
+    return (head + (". " + "; ".join(facts) if facts else ""))[:600]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _concerns(obs: Observation, names: set[str]) -> bool:
     text = json.dumps(obs.args) + " " + obs.summary
     return any(name in text for name in names)
 
 
-def _replicas(choice: dict[str, Any], namespace: str, name: str, observations: list[Observation]) -> int:
-    """The chosen replica count, or the fewest that changes anything: 1 from zero, one more than a full set."""
+def _replicas(namespace: str, name: str, observations: list[Observation]) -> int:
+    """Sized by code: back to the count before a scale-down to 0; enough consumers to outpace the producers of
+    a queue it is falling behind on; otherwise one more than now."""
     from agent.validator import known_deployments
 
     state = known_deployments(observations).get((namespace, name)) or {}
     desired = state.get("desired", 0)
-    fewest = desired + 1 if desired and state.get("available", 0) >= desired else 1
-    return max(int(choice.get("replicas") or fewest), fewest)
+    if not desired:
+        return previous_replicas((state.get("last_scaled") or {}).get("message", "")) or 1
+    for obs in observations:
+        data = obs.data
+        if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and any(
+                c.startswith(f"Deployment {namespace}/{name} ") for c in data.get("consumed_by") or []):
+            return replicas_to_keep_up(desired, data.get("publish_rate") or 0.0, data.get("deliver_rate") or 0.0)
+    return desired + 1
 
 
 def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> dict[str, Any]:
@@ -339,20 +515,21 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
     cited = [by_id[c] for c in choice.get("evidence", []) if c in by_id]
     names = {name} if name else set()
     names |= {o.data["queue"] for o in by_id.values() if o.tool == "get_queue_stats" and "queue" in o.data}
-    related = [o for o in by_id.values() if o not in cited and _concerns(o, names)] if status != "healthy" else []
-    evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
     if status == "healthy":
-        evidence += [item for obs in by_id.values() if obs not in cited and obs.tool == "get_queue_stats"
-                     for item in _evidence_for(obs)]
-    draft: dict[str, Any] = {"status": status, "summary": choice.get("summary") or status,
+        related = [o for o in by_id.values() if o not in cited and o.tool in ("get_queue_stats", "get_deployment")]
+    else:
+        related = [o for o in by_id.values() if o not in cited and (_concerns(o, names) or _shows_errors(o))]
+    evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
+    summary = _summary(choice, [*cited, *related])
+    draft: dict[str, Any] = {"status": status, "summary": summary,
                              "confidence": choice.get("confidence", 0.5), "evidence": evidence}
     if status == "incident" and name:
-        draft["root_cause"] = {"category": choice.get("category", "unknown"), "explanation": draft["summary"],
+        draft["root_cause"] = {"category": choice.get("category", "unknown"), "explanation": summary,
                                "component": {"kind": "Deployment", "namespace": namespace, "name": name}}
         action = choice.get("remediation", "none")
         if action != "none":
             draft["remediation"] = {"action": action, "namespace": namespace, "name": name,
-                                    "replicas": _replicas(choice, namespace, name, observations)
+                                    "replicas": _replicas(namespace, name, observations)
                                     if action == "scale" else None,
                                     "verification": ["available replicas at desired", "queue consumers ≥ 1",
                                                      "queue depth falling"]}

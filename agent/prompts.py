@@ -21,5 +21,5 @@ def guided_system_prompt(now: str, sources: str) -> str:
     return load("guided").format(now=now, sources=sources)
 
 
-def guided_verdict_prompt(calls: str) -> str:
-    return load("guided_verdict").format(calls=calls)
+def guided_verdict_prompt() -> str:
+    return load("guided_verdict")

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from agent.cli.common import UsageProblem, err, friendly_errors, out
 from agent.cli.render import progress_printer, render_approval_request, render_remediation, render_verdict
@@ -26,7 +27,7 @@ NOT_RECOVERED = ("not_recovered", "failed", "stale")
 
 ScenarioOpt = Annotated[str | None, typer.Option(help="scenario id or folder to replay (offline)")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="use the real sources configured by env instead")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help=MODEL_HELP)]
+ModelOpt = Annotated[str | None, typer.Option("--model", help=escape(MODEL_HELP))]
 
 
 def open_sources(scenario: str | None, live: bool) -> Sources:
@@ -190,7 +191,7 @@ def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, model: ModelOpt = 
         try:
             reply = session.ask(question)
         except ModelError as exc:
-            err.print(f"[red]error:[/] {exc}", markup=True)
+            err.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
             continue
         if reply.verdict:
             out.print(render_verdict(reply.verdict, chat_model.is_baseline))

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.remediation.errors import RemediationError
 from tools.errors import SourceError
@@ -25,13 +26,13 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except (ScenarioError, UsageProblem) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         raise typer.Exit(2) from None
     except RemediationError as exc:
-        hints = "".join(f"\n  hint: {hint}" for hint in exc.hints)
-        err.print(f"[bold red]error:[/] {exc.message}{hints}", markup=True)
+        hints = escape("".join(f"\n  hint: {hint}" for hint in exc.hints))
+        err.print(f"[bold red]error:[/] {escape(exc.message)}{hints}", markup=True)
         raise typer.Exit(2) from None
     except SourceError as exc:
-        hints = "".join(f"\n  hint: {hint}" for hint in exc.hints)
-        err.print(f"[bold red]error ({exc.kind}):[/] {exc.message}{hints}", markup=True)
+        hints = escape("".join(f"\n  hint: {hint}" for hint in exc.hints))
+        err.print(f"[bold red]error ({exc.kind}):[/] {escape(exc.message)}{hints}", markup=True)
         raise typer.Exit(2) from None

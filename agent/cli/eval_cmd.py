@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.cli.common import UsageProblem, err, friendly_errors, out
@@ -39,7 +40,7 @@ def model_factory(seed: int) -> object:
 def eval_command(
     scenarios: Annotated[list[Path] | None, typer.Option(
         "--scenarios", help="scenario folder, or folder of scenario folders (repeatable); default: built-in")] = None,
-    models: Annotated[list[str] | None, typer.Option("--model", help=f"repeatable; {MODEL_HELP}")] = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help=f"repeatable; {escape(MODEL_HELP)}")] = None,
     trials: Annotated[int, typer.Option(min=1, help="runs per scenario × model")] = 1,
     jobs: Annotated[int, typer.Option(min=1, help="parallel runs (the local model always runs one at a time)")] = 2,
     report: Annotated[Path, typer.Option(help="folder for results.json, junit.xml, report.md, report.html")] = Path(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.cli.common import err, out
@@ -42,7 +43,7 @@ def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario f
             scenario = load_scenario(path)
         except ScenarioError as exc:
             failed += 1
-            err.print(f"[red]invalid[/] {exc}", markup=True)
+            err.print(f"[red]invalid[/] {escape(str(exc))}", markup=True)
             continue
         out.print(f"ok {scenario.id}: {len(scenario.world.deployments)} deployments, "
                   f"{len(scenario.world.queues)} queues, clock {scenario.clock.now.isoformat()}")

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from agent.llm.conversation import Seen
+from agent.sizing import previous_replicas, replicas_to_keep_up
 
 SILENT_WINDOW = "now-5m"
 _BROKER = re.compile(r"rabbitmq|amqp|broker|activemq|kafka|nats", re.IGNORECASE)
 _MAINTENANCE = re.compile(r"maintenance|paused|pause|drain|planned", re.IGNORECASE)
 _ERROR_THRESHOLD = 10
-
-
-def _previous_replicas(message: str) -> int | None:
-    match = re.search(r"from (\d+)", message)
-    return int(match.group(1)) if match else None
 
 
 class Diagnosis:
@@ -212,7 +207,7 @@ class Diagnosis:
         return ruled
 
     def _scale_back(self, namespace: str, name: str, detail: dict[str, Any], why: str) -> dict[str, Any]:
-        previous = _previous_replicas((detail.get("last_scaled") or {}).get("message", "")) or 1
+        previous = previous_replicas((detail.get("last_scaled") or {}).get("message", "")) or 1
         return {"action": "scale", "namespace": namespace, "name": name, "replicas": max(1, previous),
                 "risk": "low", "rationale": why,
                 "verification": [f"{name} available replicas ≥ {max(1, previous)}", "queue consumers ≥ 1",
@@ -288,8 +283,7 @@ class Diagnosis:
                     continue
                 current = max(1, detail[1]["desired"])
                 publish, deliver = data["publish_rate"] or 0.0, data["deliver_rate"] or 0.0
-                needed = math.ceil(current * publish / deliver * 1.25) if deliver else current + 1
-                target = max(current + 1, needed)
+                target = replicas_to_keep_up(current, publish, deliver)
                 evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
                 evidence.append({"signal": "producer_activity",
                                  "claim": f"publish {publish}/s against deliver {deliver}/s",

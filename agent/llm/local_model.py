@@ -6,17 +6,14 @@ import atexit
 import importlib.util
 
 from agent.llm.base import ChatModel, ModelError
+from agent.llm.local import INSTALL_HINT, LocalModelError, LocalServer
 from agent.llm.openai_model import OpenAIChatModel
-
-INSTALL_HINT = "pip install 'sre-agent[local]'"
 
 
 def local_chat_model() -> ChatModel:
-    if importlib.util.find_spec("agent.llm.local") is None or importlib.util.find_spec("xllamacpp") is None:
+    if importlib.util.find_spec("xllamacpp") is None:
         raise ModelError(f"the embedded local model is not installed: run {INSTALL_HINT} "
                          "(or choose --model playbook, or openai:<model> with OPENAI_BASE_URL)")
-    from agent.llm.local import LocalModelError, LocalServer
-
     try:
         server = LocalServer()
         server.__enter__()

@@ -16,6 +16,7 @@ from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsApiV1
 from datadog_api_client.v2.api.logs_api import LogsApi
 from datadog_api_client.v2.api.metrics_api import MetricsApi as MetricsApiV2
 from datadog_api_client.v2.model.logs_aggregate_request import LogsAggregateRequest
+from datadog_api_client.v2.model.logs_aggregate_request_page import LogsAggregateRequestPage
 from datadog_api_client.v2.model.logs_aggregation_function import LogsAggregationFunction
 from datadog_api_client.v2.model.logs_compute import LogsCompute
 from datadog_api_client.v2.model.logs_compute_type import LogsComputeType
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 PAGE_LIMIT = 1000
 GROUP_LIMIT = 50
+MAX_GROUP_PAGES = 5
 ACTIVE_LOOKBACK = timedelta(days=1)
 
 
@@ -145,6 +147,8 @@ class DatadogLogs(_DatadogBackend):
     """LogSource over the logs v2 search and aggregate endpoints."""
 
     page_size = PAGE_LIMIT
+    group_limit = GROUP_LIMIT
+    max_group_pages = MAX_GROUP_PAGES
 
     def _filter(self, query: str, start: datetime, end: datetime) -> LogsQueryFilter:
         return LogsQueryFilter(query=query, _from=_when(start), to=_when(end), indexes=["*"])
@@ -167,6 +171,27 @@ class DatadogLogs(_DatadogBackend):
                 break
         return records[:limit]
 
+    def _buckets(self, query: str, start: datetime, end: datetime, group_by: list[str],
+                 compute: LogsCompute) -> list[Any]:
+        """Every bucket, following the cursor Datadog returns when the groups do not fit in one response."""
+        api = LogsApi(self.api_client)
+        buckets: list[Any] = []
+        cursor: str | None = None
+        for _ in range(self.max_group_pages):
+            body = LogsAggregateRequest(compute=[compute], filter=self._filter(query, start, end))
+            if group_by:
+                body.group_by = [LogsGroupBy(facet=facet, limit=self.group_limit) for facet in group_by]
+            if cursor:
+                body.page = LogsAggregateRequestPage(cursor=cursor)
+            response = _complete(self._call(partial(api.aggregate_logs, body=body)), query)
+            page = _at(response, "data", "buckets") or []
+            buckets.extend(page)
+            cursor = _at(response, "meta", "page", "after")
+            if not cursor or not page:
+                return buckets
+        logger.warning("Datadog has more than %d pages of groups for %r; kept the first", self.max_group_pages, query)
+        return buckets
+
     def count(self, query: str, start: datetime, end: datetime, group_by: list[str],
               bucket_seconds: int | None) -> list[LogCount]:
         if bucket_seconds:
@@ -174,12 +199,8 @@ class DatadogLogs(_DatadogBackend):
                                   interval=_interval(bucket_seconds))
         else:
             compute = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TOTAL)
-        body = LogsAggregateRequest(compute=[compute], filter=self._filter(query, start, end))
-        if group_by:
-            body.group_by = [LogsGroupBy(facet=facet, limit=GROUP_LIMIT) for facet in group_by]
-        response = _complete(self._call(lambda: LogsApi(self.api_client).aggregate_logs(body=body)), query)
         counts = []
-        for bucket in _at(response, "data", "buckets") or []:
+        for bucket in self._buckets(query, start, end, group_by, compute):
             by = bucket.get("by") or {}
             group = {facet: str(by.get(facet, "")) for facet in group_by}
             value = (bucket.get("computes") or {}).get("c0")
