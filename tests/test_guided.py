@@ -246,3 +246,11 @@ def test_a_source_failing_every_call_does_not_keep_the_investigation_going() -> 
         "summary": "", "total": 0, "by_status": {}})
     assert unchecked([namespaces, broker_down, logs_limited, errors]) == ["consumer_logs", "replicas"], (
         "the logs answer, so the consumer's own logs are still worth reading")
+
+
+def test_the_guided_graph_does_not_give_the_answers_away() -> None:
+    from evals.ablation import pass_rate
+
+    passed, total = pass_rate("last", trials=1)
+    assert total >= 15 and passed / total <= 0.7, (
+        f"a picker with no judgment passes {passed}/{total}: the narrowing decides instead of the model")

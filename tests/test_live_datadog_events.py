@@ -237,7 +237,11 @@ def test_kubernetes_events_survive_a_datadog_failure(events: DatadogEvents, capl
         outcome = default_toolbox().call(sources, "list_events", {"namespace": NS, "since": "now-3h"})
     assert outcome.ok, outcome.text()
     assert [e["reason"] for e in outcome.data()["events"]] == ["ScalingReplicaSet"]
-    assert "Datadog 403 Forbidden: Forbidden; check DD_API_KEY and DD_APP_KEY (auth)" in caplog.text
+    gap = outcome.data()["history_gap"]
+    assert gap.startswith("Datadog 403 Forbidden: Forbidden; check DD_API_KEY and DD_APP_KEY (auth); ")
+    assert gap in caplog.text
+    assert outcome.data()["summary"].endswith("events older than the cluster keeps (~1 h) are missing: "
+                                             "the event history failed")
 
 
 def test_live_sources_read_events_through_datadog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ class ClusterWithEventHistory:
     def __init__(self, cluster: ClusterReader, history: EventHistory) -> None:
         self.cluster = cluster
         self.history = history
+        self.history_gap: str | None = None  # why the last list_events lacks the older events, if it does
 
     def list_namespaces(self) -> list[str]:
         return self.cluster.list_namespaces()
@@ -59,10 +60,11 @@ class ClusterWithEventHistory:
     def list_events(self, namespace: str, since: datetime, kind: str | None = None,
                     name: str | None = None) -> list[KubeEvent]:
         current = self.cluster.list_events(namespace, since, kind=kind, name=name)
+        self.history_gap = None
         try:
             older = self.history.list_events(namespace, since, kind=kind, name=name)
         except SourceError as exc:
-            logger.warning("events older than the Kubernetes API keeps are missing: %s (%s)%s", exc.message,
-                           exc.kind, "".join(f"; {hint}" for hint in exc.hints))
+            self.history_gap = f"{exc.message} ({exc.kind})" + "".join(f"; {hint}" for hint in exc.hints)
+            logger.warning("events older than the Kubernetes API keeps are missing: %s", self.history_gap)
             return current
         return merge_events(current, older)

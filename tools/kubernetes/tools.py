@@ -148,6 +148,7 @@ class EventList(BaseModel):
     total: int
     by_reason: dict[str, int]
     events: list[EventLine] = Field(description="newest last")
+    history_gap: str | None = Field(None, description="why events older than the cluster keeps are missing")
 
 
 def list_events(
@@ -178,8 +179,12 @@ def list_events(
         summary += ": " + ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items(), key=lambda kv: -kv[1]))
     if warnings:
         summary += f"; {warnings} warnings"
+    gap = getattr(sources.cluster, "history_gap", None)
+    if gap:
+        summary += "; events older than the cluster keeps (~1 h) are missing: the event history failed"
     return EventList(summary=summary, namespace=namespace, window=Window.of(span), involved_object=involved_object,
-                     total=len(events), by_reason=by_reason, events=[_line(e) for e in events[-MAX_EVENTS:]])
+                     total=len(events), by_reason=by_reason, events=[_line(e) for e in events[-MAX_EVENTS:]],
+                     history_gap=gap)
 
 
 def list_namespaces(sources: Sources) -> NamespaceList:
