@@ -444,8 +444,13 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
         items.append({"signal": "replicas", "observed": {"attention": data.get("attention", [])}})
     elif obs.tool == "get_deployment" and "name" in data:
         items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
-        if data.get("events"):
-            items.append({"signal": "events", "observed": {"reason": data["events"][-1]["reason"]}})
+        events = data.get("events") or []
+        notable = ([e for e in events if e.get("type") == "Warning"]
+                   or [e for e in events if e.get("reason") == "ScalingReplicaSet"] or events)
+        if notable:
+            event = notable[-1]
+            items.append({"signal": "events", "observed": {"reason": event["reason"]},
+                          "claim": f"{event.get('object')}: {event['reason']}: {event.get('message', '')}"[:200]})
     elif obs.tool == "search_logs" and "status:" in str(obs.args.get("query")):
         items += [{"signal": "errors", "observed": {"total": data["total"]}},
                   {"signal": "producer_activity", "observed": {"total": data["total"]}}]
@@ -457,7 +462,7 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
         items.append({"signal": signal, "observed": {"last": data["series"][0]["trend"]["last"]}})
     elif obs.tool == "list_events":
         items.append({"signal": "events", "observed": {"total": data["total"]}})
-    return [{**item, "claim": claim, "tool_call_id": obs.call_id} for item in items]
+    return [{"claim": claim, **item, "tool_call_id": obs.call_id} for item in items]
 
 
 def _shows_errors(obs: Observation) -> bool:
@@ -465,19 +470,24 @@ def _shows_errors(obs: Observation) -> bool:
     return obs.tool == "search_logs" and any(statuses.get(s) for s in ("error", "critical", "warn", "warning"))
 
 
-def _summary(choice: dict[str, Any], observations: list[Observation]) -> str:
+def _facts(choice: dict[str, Any], observations: list[Observation]) -> list[str]:
+    """What the calls about the chosen component (then the rest) returned, one clipped line each."""
+    names = {str(choice.get("component") or "").partition("/")[2]} - {""}
+    ordered = sorted(observations, key=lambda o: not _concerns(o, names | {str(o.data.get("queue"))}))
+    return [f"{o.call_id}: {_clip(o.summary.split('; consumed by')[0], 140)}" for o in ordered[:3]]
+
+
+def _summary(choice: dict[str, Any], facts: list[str]) -> str:
     """Written by code from the choice and what the cited calls returned, so every sentence is backed."""
     status = choice.get("status", "inconclusive")
     if status == "incident":
-        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ')} at Deployment {choice.get('component')}"
+        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ').capitalize()} at Deployment " \
+               f"{choice.get('component')}"
     elif status == "healthy":
         head = "No incident: work is flowing"
     else:
         head = "Inconclusive: the evidence is missing or contradictory"
-    names = {str(choice.get("component") or "").partition("/")[2]} - {""}
-    ordered = sorted(observations, key=lambda o: not _concerns(o, names | {str(o.data.get("queue"))}))
-    facts = [f"{o.call_id}: {_clip(o.summary.split('; consumed by')[0], 160)}" for o in ordered[:3]]
-    return (head + (". " + "; ".join(facts) if facts else ""))[:600]
+    return head + (f" ({facts[0]})" if facts else "")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -520,11 +530,13 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
     else:
         related = [o for o in by_id.values() if o not in cited and (_concerns(o, names) or _shows_errors(o))]
     evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
-    summary = _summary(choice, [*cited, *related])
+    facts = _facts(choice, [*cited, *related])
+    summary = _summary(choice, facts)
     draft: dict[str, Any] = {"status": status, "summary": summary,
                              "confidence": choice.get("confidence", 0.5), "evidence": evidence}
     if status == "incident" and name:
-        draft["root_cause"] = {"category": choice.get("category", "unknown"), "explanation": summary,
+        draft["root_cause"] = {"category": choice.get("category", "unknown"),
+                               "explanation": "; ".join(facts) or summary,
                                "component": {"kind": "Deployment", "namespace": namespace, "name": name}}
         action = choice.get("remediation", "none")
         if action != "none":

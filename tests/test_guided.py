@@ -44,7 +44,10 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert {("queue_consumers", "call_6"), ("queue_depth", "call_6"), ("producer_activity", "call_6"),
             ("replicas", "call_7"), ("events", "call_7"), ("consumer_logs", "call_8")} <= {
         (e.signal, e.tool_call_id) for e in verdict.evidence}
-    assert verdict.summary.startswith("consumer unavailable at Deployment sock-shop/queue-master. call_6: ")
+    assert verdict.summary.startswith("Consumer unavailable at Deployment sock-shop/queue-master (call_6: ")
+    assert verdict.root_cause is not None and verdict.root_cause.explanation.startswith("call_6: shipping-task: 5")
+    assert next(e.claim for e in verdict.evidence if e.signal == "events") == (
+        "Deployment/queue-master: ScalingReplicaSet: Scaled down replica set queue-master-b4xtjm6jbj to 0 from 1")
     score = score_run(verdict, result.observations, scenario)
     assert score.passed, score.failures()
 
