@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.remediation import QueueRef, RemediationError, Remediator, VerifyTarget, load_policy
-from agent.remediation.policy import DEFAULT_POLICY
+from agent.remediation.errors import RemediationError
+from agent.remediation.models import QueueRef, VerifyTarget
+from agent.remediation.policy import DEFAULT_POLICY, load_policy
+from agent.remediation.service import Remediator
 from agent.signals import Observation
 from agent.verdict import Action, Verdict
 from evals.kubectl import KubectlParseError, parse_kubectl

@@ -96,3 +96,13 @@ def test_verdict_schema_snapshot() -> None:
         "the Verdict schema changed: review it, then refresh tests/snapshots/verdict.schema.json")
     assert set(VerdictDraft.model_json_schema()["properties"]) == set(Verdict.model_json_schema()["properties"]) - {
         "trace"}
+
+
+def test_the_cli_starts_without_loading_the_graph_or_any_client() -> None:
+    import subprocess
+    import sys
+
+    heavy = ["langgraph", "openai", "kubernetes", "datadog_api_client", "evals.runner", "agent.run"]
+    code = f"import sys, agent.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"`sre-agent --help` would wait for {loaded}"

@@ -12,28 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from agent.remediation import (
+from agent.remediation.approvals import ApprovalStore, ExecutionClaim
+from agent.remediation.errors import (
     ApprovalExpired,
     ApprovalNotFound,
     ApprovalStateError,
-    ExecutionClaim,
     ExecutionFailed,
-    Executor,
-    Policy,
     PolicyRefused,
     ProposalRefused,
     RemediationError,
-    Remediator,
-    ReplayActuator,
     StoreError,
     WorldChanged,
-    WorldWaiter,
-    load_policy,
-    parse_policy,
 )
-from agent.remediation.approvals import ApprovalStore
+from agent.remediation.executor import Executor
 from agent.remediation.models import ActuatorResult, TargetState
-from agent.remediation.policy import DEFAULT_POLICY
+from agent.remediation.policy import DEFAULT_POLICY, Policy, load_policy, parse_policy
+from agent.remediation.replay_actuator import ReplayActuator, WorldWaiter
+from agent.remediation.service import Remediator
 from agent.verdict import Action
 from tools.replay import replay_sources
 from tools.replay.scenario import Scenario

@@ -10,17 +10,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from agent.remediation import (
-    CheckpointerError,
-    QueueRef,
-    Remediator,
-    VerifyTarget,
-    approval_request,
-    load_policy,
-    make_checkpointer,
-)
+from agent.remediation.checkpoint import make_checkpointer
+from agent.remediation.errors import CheckpointerError
+from agent.remediation.models import QueueRef, VerifyTarget
 from agent.remediation.paths import DATA_ENV
-from agent.remediation.policy import DEFAULT_POLICY
+from agent.remediation.policy import DEFAULT_POLICY, load_policy
+from agent.remediation.service import Remediator, approval_request
 from agent.verdict import Action
 from tests.postgres_server import postgres_url  # noqa: F401  (fixture)
 from tests.test_remediation_approvals import small_world

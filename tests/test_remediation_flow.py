@@ -13,18 +13,13 @@ import pytest
 from agent.graph import build_graph
 from agent.llm.playbook import PlaybookPolicy
 from agent.llm.scripted import ScriptedModel, verdict_turn
-from agent.remediation import (
-    ApprovalExpired,
-    ApprovalNotFound,
-    ApprovalStateError,
-    RemediationError,
-    Remediator,
-    make_checkpointer,
-)
+from agent.remediation.checkpoint import make_checkpointer
+from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, RemediationError
 from agent.remediation.flow import CHECKPOINTER_ENV, RunRecord, RunRegistry, open_sources, resume_model
 from agent.remediation.paths import DATA_ENV
 from agent.remediation.policy import POLICY_ENV
 from agent.remediation.replay_actuator import world_of
+from agent.remediation.service import Remediator
 from agent.run import (
     RemediationRun,
     fresh_turn,

@@ -15,9 +15,10 @@ import pytest
 import vcr
 from kubernetes import client as k8s
 
-from agent.remediation import ProposalRefused, Remediator, WorldChanged, load_policy
+from agent.remediation.errors import ProposalRefused, WorldChanged
 from agent.remediation.kube_actuator import KubeActuator
-from agent.remediation.policy import DEFAULT_POLICY
+from agent.remediation.policy import DEFAULT_POLICY, load_policy
+from agent.remediation.service import Remediator
 from agent.verdict import Action
 
 CASSETTES = Path(__file__).parent / "cassettes" / "remediation"

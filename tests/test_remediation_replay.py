@@ -5,14 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.remediation import (
-    QueueRef,
-    Remediator,
-    VerifyTarget,
-    load_policy,
-    verify_target_for,
-)
-from agent.remediation.policy import DEFAULT_POLICY
+from agent.remediation.models import QueueRef, VerifyTarget
+from agent.remediation.policy import DEFAULT_POLICY, load_policy
+from agent.remediation.service import Remediator, verify_target_for
 from agent.verdict import (
     Action,
     Component,

@@ -7,7 +7,7 @@ Approving or rejecting resumes the paused run in this process: the graph is rebu
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,11 +15,12 @@ from agent.cli.common import UsageProblem, err, friendly_errors, out
 from agent.cli.render import render_approval_request, render_audit, render_remediation
 from agent.remediation.approvals import ApprovalStore
 from agent.remediation.errors import RemediationError
-from agent.remediation.flow import RunRecord, RunRegistry
 from agent.remediation.paths import data_dir
 from agent.remediation.policy import valid_person
-from agent.remediation.service import approval_request
-from agent.run import RemediationRun, resume_approval
+
+if TYPE_CHECKING:
+    from agent.remediation.flow import RunRecord
+    from agent.run import RemediationRun
 
 approvals_app = typer.Typer(no_args_is_help=True, help="Remediation approvals: list, show, approve, reject.")
 
@@ -75,6 +76,8 @@ def show_command(approval_id: IdArg, as_json: JsonOpt = False) -> None:
         store = open_store()
         record = store.get(approval_id)
         try:
+            from agent.remediation.flow import RunRegistry
+
             run: RunRecord | None = RunRegistry(data_dir() / "runs").get(record.run_id)
         except RemediationError:
             run = None
@@ -84,6 +87,8 @@ def show_command(approval_id: IdArg, as_json: JsonOpt = False) -> None:
                           "run": run.model_dump(mode="json") if run else None,
                           "audit": [r.model_dump(mode="json") for r in history]}, indent=2))
         return
+    from agent.remediation.service import approval_request
+
     out.print(render_approval_request(approval_request(record)))
     decided = f" (decided by {record.approver} at {short(record.decided_at)})" if record.approver else ""
     out.print(f"status: {record.status}{decided}" + (f": {record.reason}" if record.reason else ""),
@@ -108,6 +113,8 @@ def approve_command(approval_id: IdArg, approver: AsOpt) -> None:
         name = person(approver)
         record = open_store().get(approval_id)
         err.print(f"approving {record.id} as {name}: {record.command}", markup=False, highlight=False)
+        from agent.run import resume_approval
+
         result = resume_approval(record.id, {"decision": "approve", "approver": name})
     finish(result, "recovered|executed")
 
@@ -123,5 +130,7 @@ def reject_command(
         if not reason.strip():
             raise UsageProblem("--reason must say why")
         record = open_store().get(approval_id)
+        from agent.run import resume_approval
+
         result = resume_approval(record.id, {"decision": "reject", "approver": name, "reason": reason})
     finish(result, "rejected")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,12 +14,13 @@ from agent.cli.common import UsageProblem, err, friendly_errors, out
 from agent.cli.render import progress_printer, render_approval_request, render_remediation, render_verdict
 from agent.llm.base import ChatModel, ModelError
 from agent.llm.resolve import MODEL_HELP, default_spec, resolve_model
-from agent.remediation.checkpoint import make_checkpointer, redact
-from agent.remediation.flow import LIVE, RunRecord, checkpointer_target, open_remediator, scenario_spec
 from agent.remediation.policy import valid_person
-from agent.run import ChatSession, RemediationRun, investigate, new_run_id, resume_run, start_remediation_run
 from agent.state import GUIDED_BUDGETS, Budgets
-from tools.toolkit import Sources
+
+if TYPE_CHECKING:  # the graph, LangGraph and the model clients load only when a command runs
+    from agent.remediation.flow import RunRecord
+    from agent.run import RemediationRun
+    from tools.toolkit import Sources
 
 INTERACTIVE_ENV = "SRE_AGENT_INTERACTIVE"
 DECLINED = "declined at prompt"
@@ -81,6 +82,9 @@ def ask(
                           timeout_s=timeout or defaults.timeout_s)
         label = chat_model.name + (" [baseline]" if chat_model.is_baseline else "")
         if remediate:
+            from agent.remediation.flow import LIVE, RunRecord, scenario_spec
+            from agent.run import new_run_id
+
             person = approver_name(approver)
             run = RunRecord(run_id=new_run_id(), question=question, sources=LIVE if live else scenario_spec(
                 scenario or ""), model=model or default_spec(), started_by=person)
@@ -91,6 +95,8 @@ def ask(
                 raise typer.Exit(code)
             return
         err.print(f"investigating with {label} on {sources.label} …", highlight=False, markup=False)
+        from agent.run import investigate
+
         try:
             verdict = investigate(question, chat_model, sources, budgets=budgets,
                                   on_event=progress_printer(err, chat_model.name))
@@ -137,6 +143,10 @@ def ask_approval(person: str) -> dict[str, Any]:
 def remediate_run(run: RunRecord, chat_model: ChatModel, sources: Sources, budgets: Budgets, person: str,
                   as_json: bool) -> int:
     """Investigate with the remediation step on; ask at the prompt or leave the approval pending. Exit code."""
+    from agent.remediation.checkpoint import make_checkpointer, redact
+    from agent.remediation.flow import checkpointer_target, open_remediator
+    from agent.run import resume_run, start_remediation_run
+
     remediator = open_remediator(sources)
     target = checkpointer_target()
     run.checkpointer = redact(target)
@@ -178,6 +188,8 @@ def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, model: ModelOpt = 
     with friendly_errors():
         sources = open_sources(scenario, live)
         chat_model = load_model(model)
+    from agent.run import ChatSession
+
     session = ChatSession(chat_model, sources, on_event=progress_printer(err, chat_model.name))
     err.print(f"chatting with {chat_model.name} on {sources.label}; empty line or 'exit' to quit", highlight=False,
               markup=False)

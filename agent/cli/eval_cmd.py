@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,17 +11,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agent.cli.common import UsageProblem, err, friendly_errors, out
 from agent.llm.base import ChatModel
-from agent.llm.openai_model import OpenAIChatModel
 from agent.llm.resolve import MODEL_HELP, resolve_model
-from evals.reports import markdown, write_reports
-from evals.runner import RunResult, collect_scenarios, model_summary, run_suite
-from tools.replay.scenario import Scenario, builtin_scenarios_dir
+
+if TYPE_CHECKING:  # the harness, the scorer and the model clients load only when the command runs
+    from evals.runner import RunResult
+    from tools.replay.scenario import Scenario
 
 SERIAL_MODELS = {"local"}
 
 
 def model_factory(seed: int) -> object:
     shared: dict[str, ChatModel] = {}
+
+    from agent.llm.openai_model import OpenAIChatModel
 
     def factory(spec: str, scenario: Scenario, trial: int) -> ChatModel:
         if spec in SERIAL_MODELS:
@@ -49,6 +51,10 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="base sampling seed; trial k uses seed + k")] = 7,
 ) -> None:
     """Run the eval suite and write reports; exit 1 if a model's pass rate is below --min-pass-rate."""
+    from evals.reports import markdown, write_reports
+    from evals.runner import collect_scenarios, model_summary, run_suite
+    from tools.replay.scenario import builtin_scenarios_dir
+
     chosen_models = models or ["playbook"]
     with friendly_errors():
         loaded = collect_scenarios(scenarios or [builtin_scenarios_dir()])

