@@ -285,3 +285,25 @@ def test_bad_input_is_a_clear_message_never_a_traceback() -> None:
         assert "Traceback" not in result.output
     assert runner.invoke(app, ["approvals", "list", "--json"]).stdout.count('"pending"') == 1
     assert [event for event, _ in events()] == ["proposed", "refused"]  # the proposer tried to approve itself
+
+
+def test_an_execution_whose_process_died_is_abandoned_through_the_cli(data: Path) -> None:
+    assert ask(False).exit_code == 0
+    approval = pending_id()
+    with sqlite3.connect(data / "approvals.sqlite") as conn:  # approved, claimed, then the process died
+        conn.execute("UPDATE approvals SET status = 'executing', approver = 'oncall-sre', "
+                     "executed_at = '2000-01-01T00:00:00.000000+00:00'")
+    shown = runner.invoke(app, ["approvals", "show", approval])
+    assert f"is gone: sre-agent approvals abandon {approval} --as NAME --reason '...'" in shown.stdout
+    unnamed = runner.invoke(app, ["approvals", "abandon", approval, "--as", "", "--reason", "node lost"])
+    assert unnamed.exit_code == 2 and "--as" in unnamed.stderr
+    result = runner.invoke(app, ["approvals", "abandon", approval, "--as", "oncall-lead", "--reason", "node lost"])
+    assert result.exit_code == 0, result.output
+    assert normal(result.stdout) == (
+        "approval ID: failed — abandoned by oncall-lead: node lost; whether kubectl -n sock-shop scale "
+        "deployment/queue-master --replicas=1 took effect is unknown\n"
+        "check the target before proposing kubectl -n sock-shop scale deployment/queue-master --replicas=1 again\n")
+    assert events()[-1] == ("abandoned", "oncall-lead")
+    again = runner.invoke(app, ["approvals", "abandon", approval, "--as", "oncall-lead", "--reason", "x"])
+    assert again.exit_code == 2 and "only an execution left running can be abandoned, and it is failed" in (
+        again.stderr.replace("\n", " "))

@@ -381,3 +381,27 @@ def test_the_remediation_core_never_shells_out() -> None:
         text = source.read_text()
         for banned in ("subprocess", "os.system", "os.popen", "os.exec", "shell=True", "pty.spawn"):
             assert banned not in text, f"{source.name} uses {banned}"
+
+
+def test_an_execution_left_running_by_a_dead_process_can_be_abandoned_by_a_named_person(desk: Desk) -> None:
+    approval_id = propose(desk)
+    desk.remediator.approve(approval_id, "oncall-sre")
+    desk.remediator.store.claim(approval_id)  # the executing process dies here, before finishing
+    desk.clock.advance(minutes=2)
+    with pytest.raises(ApprovalStateError) as refused:
+        desk.remediator.store.abandon(approval_id, "oncall-lead", "executor pod evicted")
+    assert "claimed at 2026-01-05T09:00:00.000000+00:00, 120 s ago, and may still be running" in str(refused.value)
+    assert refused.value.hints == [
+        "wait until 2026-01-05T09:15:00.000000+00:00, or pass --force if the process is known to be gone"]
+    desk.clock.advance(minutes=14)
+    record = desk.remediator.store.abandon(approval_id, "oncall-lead", "executor pod evicted")
+    assert record.status == "failed"
+    assert record.reason == ("abandoned by oncall-lead: executor pod evicted; whether kubectl -n shop scale "
+                             "deployment/worker --replicas=1 took effect is unknown")
+    last = desk.remediator.history(approval_id=approval_id)[-1]
+    assert (last.event, last.actor, last.detail["forced"]) == ("abandoned", "oncall-lead", False)
+    with pytest.raises(ApprovalStateError, match="only an execution left running can be abandoned, and it is failed"):
+        desk.remediator.store.abandon(approval_id, "oncall-lead", "again")
+    with pytest.raises(ApprovalStateError, match="only an execution left running"):
+        desk.remediator.store.abandon(propose(desk, run_id="run-2"), "oncall-lead", "not started")
+    assert desk.actuator.applied == [], "abandoning changes nothing on the target"

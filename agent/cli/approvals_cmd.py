@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from agent.remediation.flow import RunRecord
     from agent.run import RemediationRun
 
-approvals_app = typer.Typer(no_args_is_help=True, help="Remediation approvals: list, show, approve, reject.")
+approvals_app = typer.Typer(no_args_is_help=True, help="Remediation approvals: list, show, approve, reject, abandon.")
 
 IdArg = Annotated[str, typer.Argument(help="approval id (or a unique prefix of 4+ characters)")]
 AsOpt = Annotated[str, typer.Option("--as", help="your name or handle; recorded in the audit log")]
@@ -93,6 +93,9 @@ def show_command(approval_id: IdArg, as_json: JsonOpt = False) -> None:
     decided = f" (decided by {record.approver} at {short(record.decided_at)})" if record.approver else ""
     out.print(f"status: {record.status}{decided}" + (f": {record.reason}" if record.reason else ""),
               markup=False, soft_wrap=True)
+    if record.status == "executing":
+        out.print(f"if the process that claimed it at {short(record.executed_at)} is gone: sre-agent approvals "
+                  f"abandon {record.id} --as NAME --reason '...'", markup=False, soft_wrap=True)
     if run:
         out.print(f"run: {run.run_id} · {run.sources} · model {run.model} · question {run.question!r}",
                   markup=False, soft_wrap=True)
@@ -134,3 +137,21 @@ def reject_command(
 
         result = resume_approval(record.id, {"decision": "reject", "approver": name, "reason": reason})
     finish(result, "rejected")
+
+
+@approvals_app.command("abandon")
+def abandon_command(
+    approval_id: IdArg, approver: AsOpt,
+    reason: Annotated[str, typer.Option(help="what happened to the process; recorded in the audit log")],
+    force: Annotated[bool, typer.Option("--force", help="even if the claim is recent (the process is known dead)")]
+    = False,
+) -> None:
+    """Close an execution left `executing` by a process that died, as failed. Whether the change reached the
+    target is unknown: check it (e.g. `sre-agent approvals show ID`, the deployment) before proposing again."""
+    with friendly_errors():
+        name = person(approver)
+        if not reason.strip():
+            raise UsageProblem("--reason must say what happened")
+        record = open_store().abandon(approval_id, name, reason.strip(), force=force)
+    out.print(f"approval {record.id}: failed — {record.reason}", markup=False, soft_wrap=True)
+    out.print(f"check the target before proposing {record.command} again", markup=False, soft_wrap=True)

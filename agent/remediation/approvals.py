@@ -32,6 +32,7 @@ from tools.timerange import Clock, system_clock
 
 ApprovalStatus = Literal["pending", "approved", "executing", "executed", "rejected", "expired", "stale", "failed"]
 FINAL: tuple[ApprovalStatus, ...] = ("executed", "rejected", "expired", "stale", "failed")
+ABANDON_AFTER = timedelta(minutes=15)  # longer than an execution plus its verification can take
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -291,6 +292,30 @@ class ApprovalStore:
         if not self._update(claim.record.id, assignments, ("executing",)):  # pragma: no cover - claims are exclusive
             raise ApprovalStateError(f"{claim.record.describe()} is no longer executing")
         return self.get(claim.record.id)
+
+    def abandon(self, approval_id: str, actor: str, reason: str, *, settle: timedelta = ABANDON_AFTER,
+                force: bool = False) -> ApprovalRecord:
+        """Close an execution whose process died mid-call (the record stays `executing` forever otherwise), as
+        `failed`, by a named person. Whether the change reached the cluster is unknown: the caller must check the
+        target. Refused while the claim is younger than `settle` (it may still be running) unless forced."""
+        record = self.get(approval_id)
+        now = self.clock()
+        if record.status != "executing":
+            raise ApprovalStateError(f"cannot abandon {record.describe()}: only an execution left running can be "
+                                     f"abandoned, and it is {record.status}")
+        started = record.executed_at or now
+        if not force and now - started < settle:
+            raise ApprovalStateError(
+                f"cannot abandon {record.describe()} yet: it was claimed at {_ts(started)}, "
+                f"{int((now - started).total_seconds())} s ago, and may still be running",
+                hints=[f"wait until {_ts(started + settle)}, or pass --force if the process is known to be gone"])
+        outcome = f"abandoned by {actor}: {reason}; whether {record.command} took effect is unknown"
+        if not self._update(record.id, {"status": "failed", "reason": outcome}, ("executing",)):
+            self._refuse(record.id, "abandon", now)
+        abandoned = self.get(record.id)
+        self._audit("abandoned", abandoned, actor, outcome, {"reason": reason, "claimed_at": _ts(started),
+                                                            "forced": force})
+        return abandoned
 
     def expire_overdue(self) -> builtins.list[ApprovalRecord]:
         """Mark every pending or approved record past its expiry as expired (audited). Returns those records."""
