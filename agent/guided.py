@@ -353,6 +353,11 @@ def intentional_pause(state: dict[str, Any]) -> bool:
     return any(_PAUSE.search(note) for note in notes)
 
 
+def recently_scaled(state: dict[str, Any]) -> bool:
+    """Its ReplicaSets were scaled within the deployment's recent events (the last hour)."""
+    return any(e.get("reason") == "ScalingReplicaSet" for e in state.get("events") or [])
+
+
 def recent_rollout(state: dict[str, Any]) -> bool:
     """A new ReplicaSet was scaled up within the deployment's recent events (a rollout, not a resize)."""
     scaled_up = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
@@ -375,9 +380,12 @@ def consistent_options(state: dict[str, Any] | None,
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
     broker = bool(_BROKER_IMAGE.search(" ".join(state.get("images", []))))
     rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
-    if state.get("desired") == 0 and intentional_pause(state) and "backlog" not in (symptoms or set()):
-        return [], []
     if state.get("desired") == 0:
+        backlog = "backlog" in (symptoms or set())
+        if intentional_pause(state) and not backlog:
+            return [], []
+        if not (backlog or broker or recently_scaled(state)):
+            return [], []  # parked at 0 long ago and nothing waits for it: not what broke
         return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
     if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
         return ["config_change"], ["rollback", "none"]

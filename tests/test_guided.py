@@ -170,9 +170,13 @@ def test_a_documented_pause_with_nothing_piling_up_is_not_an_incident() -> None:
         "queue": "jobs", "consumers": 0, "messages": 40, "summary": "", "depth_trend": {"direction": "rising"}})
     branches = verdict_schema([detail, piling], ["c1", "c3"])["anyOf"]
     assert branches[1]["properties"]["component"]["enum"] == ["shop/worker"], "a pause that hurts is an incident"
+    scaled = [{"reason": "ScalingReplicaSet", "message": "Scaled down replica set worker-1 to 0 from 1"}]
     unannounced = Observation("c1", "get_deployment", {"namespace": "shop", "name": "worker"}, True,
-                              {**paused, "annotations": {}})
-    assert len(verdict_schema([unannounced, empty], ["c1", "c2"])["anyOf"]) == 2
+                              {**paused, "annotations": {}, "events": scaled})
+    assert len(verdict_schema([unannounced, empty], ["c1", "c2"])["anyOf"]) == 2, "scaled down just now, unsaid"
+    parked = Observation("c1", "get_deployment", {"namespace": "shop", "name": "worker"}, True,
+                         {**paused, "annotations": {}})
+    assert len(verdict_schema([parked, empty], ["c1", "c2"])["anyOf"]) == 1, "at 0 for long, nothing waits on it"
 
 
 def test_errors_right_after_a_rollout_offer_only_rollback() -> None:

@@ -21,7 +21,7 @@ NS = "sock-shop"
 SUITE = {
     "incident-5", "incident-5-healthy", "consumer-crashloop", "consumer-too-slow", "broker-down", "orders-500",
     "planned-maintenance", "decoy-noise", "prompt-injection", "partial-telemetry", "renamed-topology",
-    "two-queues-one-stalled", "consumer-imagepull", "traffic-burst-draining", "incident-resolved",
+    "two-queues-one-stalled", "consumer-imagepull", "traffic-burst-draining", "incident-resolved", "idle-at-zero",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()
@@ -360,6 +360,16 @@ def test_incident_resolved() -> None:
     longest = max(history["gaps"], key=lambda gap: gap["minutes"])
     assert (longest["start"], longest["end"]) == ("2026-01-20T05:52:00Z", "2026-01-20T06:03:00Z")
     assert logs(sources, f"kube_namespace:{NS} service:queue-master")["total"] > 10
+
+
+def test_idle_at_zero() -> None:
+    sources = replay_sources("idle-at-zero")
+    detail = deployment(sources, "report-generator")
+    assert (detail["desired"], detail["available"], detail["events"]) == (0, 0, [])
+    assert detail.get("last_scaled") is None, "parked before the window: no recent scaling"
+    stats = queue(sources, "shipping-task")
+    assert stats["consumers"] == 1 and stats["messages"] <= 3
+    checkout_succeeds(sources)
 
 
 # ---- remediation, run against the simulated world -------------------------------------------------------
