@@ -520,7 +520,8 @@ def _replicas(namespace: str, name: str, observations: list[Observation]) -> int
         data = obs.data
         if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and any(
                 c.startswith(f"Deployment {namespace}/{name} ") for c in data.get("consumed_by") or []):
-            return replicas_to_keep_up(desired, data.get("publish_rate") or 0.0, data.get("deliver_rate") or 0.0)
+            return replicas_to_keep_up(desired, data.get("publish_rate") or 0.0, data.get("deliver_rate") or 0.0,
+                                       data.get("messages") or 0)
     return desired + 1
 
 

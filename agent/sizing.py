@@ -6,6 +6,7 @@ import math
 import re
 
 HEADROOM = 1.25
+DRAIN_S = 15 * 60  # an on-call engineer expects the backlog gone within a quarter of an hour
 
 
 def previous_replicas(scaling_message: str) -> int | None:
@@ -14,8 +15,12 @@ def previous_replicas(scaling_message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def replicas_to_keep_up(current: int, publish_rate: float, deliver_rate: float) -> int:
-    """Consumers needed to outpace the producers with headroom, assuming throughput scales per replica."""
+def replicas_to_keep_up(current: int, publish_rate: float, deliver_rate: float, backlog: float = 0.0) -> int:
+    """Consumers needed to outpace the producers with headroom and drain the backlog within DRAIN_S, assuming
+    throughput scales per replica (rates per second, as the broker reports them)."""
     current = max(1, current)
-    needed = math.ceil(current * publish_rate / deliver_rate * HEADROOM) if deliver_rate else current + 1
+    if not deliver_rate:
+        return current + 1
+    per_replica = deliver_rate / current
+    needed = math.ceil((publish_rate * HEADROOM + backlog / DRAIN_S) / per_replica)
     return max(current + 1, needed)

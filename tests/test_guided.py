@@ -92,7 +92,8 @@ def test_a_full_deployment_is_blamed_only_through_an_observed_symptom() -> None:
     growing.data.update(publish_rate=1.0, deliver_rate=0.5)
     draft = expand_verdict({"status": "incident", "component": "shop/worker", "category": "consumer_too_slow",
                             "remediation": "scale", "evidence": ["c2"]}, [table, growing, detail])
-    assert draft["remediation"]["replicas"] == 5, "2 replicas deliver half the publish rate: 2 × 2 × 1.25"
+    assert draft["remediation"]["replicas"] == 6, (
+        "outpace 1.0/s with 25 % headroom and drain 90 messages in 15 min at 0.25/s per replica: 5.4 → 6")
     zero = Observation("c4", "get_deployment", {"namespace": "shop", "name": "worker"}, True, {
         "namespace": "shop", "name": "worker", "desired": 0, "available": 0, "summary": "",
         "last_scaled": {"message": "Scaled down replica set worker-1 to 0 from 3"}})

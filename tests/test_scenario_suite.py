@@ -22,6 +22,7 @@ SUITE = {
     "incident-5", "incident-5-healthy", "consumer-crashloop", "consumer-too-slow", "broker-down", "orders-500",
     "planned-maintenance", "decoy-noise", "prompt-injection", "partial-telemetry", "renamed-topology",
     "two-queues-one-stalled", "consumer-imagepull", "traffic-burst-draining", "incident-resolved", "idle-at-zero",
+    "downscaled-consumer",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()
@@ -360,6 +361,19 @@ def test_incident_resolved() -> None:
     longest = max(history["gaps"], key=lambda gap: gap["minutes"])
     assert (longest["start"], longest["end"]) == ("2026-01-20T05:52:00Z", "2026-01-20T06:03:00Z")
     assert logs(sources, f"kube_namespace:{NS} service:queue-master")["total"] > 10
+
+
+def test_downscaled_consumer() -> None:
+    sources = replay_sources("downscaled-consumer")
+    stats = queue(sources, "parcel-jobs")
+    assert stats["consumers"] == 1 and stats["messages"] > 100 and stats["depth_trend"]["direction"] == "rising"
+    assert stats["publish_rate"] > 2 * stats["deliver_rate"] * 0.9
+    assert stats["consumed_by"] == ["Deployment fulfilment/parcel-worker (1 consumer)"]
+    detail = deployment(sources, "parcel-worker", "fulfilment")
+    assert (detail["desired"], detail["available"]) == (1, 1)
+    assert detail["last_scaled"]["message"].endswith("to 1 from 3")
+    busy = logs(sources, "kube_namespace:fulfilment service:parcel-worker")
+    assert busy["total"] > 0 and not busy["gaps"], "the remaining consumer works without pause"
 
 
 def test_idle_at_zero() -> None:

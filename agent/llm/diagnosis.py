@@ -283,7 +283,7 @@ class Diagnosis:
                     continue
                 current = max(1, detail[1]["desired"])
                 publish, deliver = data["publish_rate"] or 0.0, data["deliver_rate"] or 0.0
-                target = replicas_to_keep_up(current, publish, deliver)
+                target = replicas_to_keep_up(current, publish, deliver, data.get("messages") or 0)
                 evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
                 evidence.append({"signal": "producer_activity",
                                  "claim": f"publish {publish}/s against deliver {deliver}/s",
