@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.signals import CORE_SIGNALS, Observation, checked_signals
+from agent.signals import BROKER, CORE_SIGNALS, ERROR_BURST, MAINTENANCE, Observation, checked_signals
 from agent.sizing import previous_replicas, replicas_to_keep_up
 
 STANDARD_METRICS = {
@@ -26,7 +26,6 @@ STANDARD_METRICS = {
 WINDOWS = {"5m": "now-5m", "15m": "now-15m", "1h": "now-1h"}
 ERROR_QUERY = "kube_namespace:{namespace} status:(error OR warn)"
 PRODUCER_QUERY = "kube_namespace:{namespace} (queue OR publish* OR enqueue*)"
-ERROR_THRESHOLD = 10
 MAX_SUSPECTS = 3
 KEY_FIELDS = {
     "get_queue_stats": ("consumers", "messages", "publish_rate", "deliver_rate"),
@@ -115,7 +114,8 @@ def _queue_rows(observations: list[Observation]) -> list[dict[str, Any]]:
 def suspects(observations: list[Observation]) -> list[str]:
     """Deployments worth a closer look, most telling first: below desired, consuming a queue that is not keeping
     up, or logging errors."""
-    found: list[str] = list(Inventory.of(observations).flagged)
+    inventory = Inventory.of(observations)
+    found: list[str] = list(inventory.flagged)
     for obs in observations:
         if not obs.ok:
             continue
@@ -127,10 +127,10 @@ def suspects(observations: list[Observation]) -> list[str]:
     for obs in observations:
         namespace = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and namespace:
-            noisy = sorted((n, s) for s, n in (obs.data.get("by_service") or {}).items() if n >= ERROR_THRESHOLD)
+            noisy = sorted((n, s) for s, n in (obs.data.get("by_service") or {}).items() if n >= ERROR_BURST)
             for _, service in reversed(noisy):
                 ref = f"{namespace.group(1)}/{service}"
-                if ref in Inventory.of(observations).deployments:
+                if ref in inventory.deployments:
                     _add(found, ref)
     return found
 
@@ -323,7 +323,6 @@ def compact(tool: str, data: dict[str, Any]) -> str:
     return text if len(text) <= MAX_COMPACT_CHARS else text[:MAX_COMPACT_CHARS] + "…"
 
 
-_BROKER_IMAGE = re.compile(r"rabbitmq|amqp|activemq|kafka|nats", re.IGNORECASE)
 ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
 
@@ -343,14 +342,11 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
     return found
 
 
-_PAUSE = re.compile(r"maintenance|paused|planned", re.IGNORECASE)
-
-
 def intentional_pause(state: dict[str, Any]) -> bool:
     """Scaled down on purpose and said so: an annotation or an event of the deployment names a pause."""
     notes = [f"{k} {v}" for k, v in (state.get("annotations") or {}).items()]
     notes += [f"{e.get('reason')} {e.get('message')}" for e in state.get("events") or []]
-    return any(_PAUSE.search(note) for note in notes)
+    return any(MAINTENANCE.search(note) for note in notes)
 
 
 def recently_scaled(state: dict[str, Any]) -> bool:
@@ -378,7 +374,7 @@ def consistent_options(state: dict[str, Any] | None,
     if not state:
         return every, ALL_ACTIONS
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
-    broker = bool(_BROKER_IMAGE.search(" ".join(state.get("images", []))))
+    broker = bool(BROKER.search(" ".join(state.get("images", []))))
     rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
     if state.get("desired") == 0:
         backlog = "backlog" in (symptoms or set())

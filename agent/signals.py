@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CORE_SIGNALS = ("consumer_logs", "replicas", "queue_consumers", "queue_depth")
+BROKER = re.compile(r"rabbitmq|amqp|broker|activemq|kafka|nats", re.IGNORECASE)  # in an image or deployment name
+MAINTENANCE = re.compile(r"maintenance|pause|drain|planned", re.IGNORECASE)  # in an annotation or event
+ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
 
 _METRIC_SIGNALS = (
     (re.compile(r"kubernetes_state\.deployment\.|kubernetes\.containers\.restarts|kubernetes_state\.pod"), "replicas"),

@@ -6,12 +6,10 @@ import re
 from typing import Any
 
 from agent.llm.conversation import Seen
+from agent.signals import BROKER, ERROR_BURST, MAINTENANCE
 from agent.sizing import previous_replicas, replicas_to_keep_up
 
 SILENT_WINDOW = "now-5m"
-_BROKER = re.compile(r"rabbitmq|amqp|broker|activemq|kafka|nats", re.IGNORECASE)
-_MAINTENANCE = re.compile(r"maintenance|paused|pause|drain|planned", re.IGNORECASE)
-_ERROR_THRESHOLD = 10
 
 
 class Diagnosis:
@@ -101,7 +99,7 @@ class Diagnosis:
         services = []
         for namespace in self.namespaces()[:2]:
             found = self.namespace_logs(namespace, "error")
-            if found and found[1]["total"] >= _ERROR_THRESHOLD:
+            if found and found[1]["total"] >= ERROR_BURST:
                 services += [(namespace, s) for s in found[1]["by_service"]]
         return services
 
@@ -163,7 +161,7 @@ class Diagnosis:
         scored = []
         for namespace, name in self.candidates():
             detail = self.detail(namespace, name)
-            if not detail or _BROKER.search(" ".join(detail[1].get("images", []))):
+            if not detail or BROKER.search(" ".join(detail[1].get("images", []))):
                 continue
             logs = self.logs_of(namespace, name)
             silent = bool(logs and logs[1]["total"] == 0 and logs[1]["previous_window"]["total"] > 0)
@@ -177,7 +175,7 @@ class Diagnosis:
     def _broker(self) -> tuple[str, str] | None:
         for namespace, name in self.candidates():
             detail = self.detail(namespace, name)
-            if detail and _BROKER.search(" ".join(detail[1].get("images", [])) + " " + name):
+            if detail and BROKER.search(" ".join(detail[1].get("images", [])) + " " + name):
                 return namespace, name
         return None
 
@@ -349,7 +347,7 @@ class Diagnosis:
         for namespace, name in self.candidates():
             detail = self.detail(namespace, name)
             notes = " ".join(f"{k}={v}" for k, v in ((detail[1].get("annotations") or {}).items() if detail else []))
-            if detail and _MAINTENANCE.search(notes):
+            if detail and MAINTENANCE.search(notes):
                 paused.append(f"{name} is intentionally at {detail[1]['desired']} replicas ({notes[:160]})")
                 evidence += self._deployment_evidence(namespace, name)
         summary = "No stalled queue, failing consumer or error burst found; work is flowing."
