@@ -14,7 +14,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.signals import BROKER, CORE_SIGNALS, ERROR_BURST, MAINTENANCE, Observation, checked_signals
+from agent.signals import (
+    BROKER,
+    CORE_SIGNALS,
+    ERROR_BURST,
+    MAINTENANCE,
+    Observation,
+    checked_signals,
+    consumer_refs,
+)
 from agent.sizing import previous_replicas, replicas_to_keep_up
 
 STANDARD_METRICS = {
@@ -58,10 +66,8 @@ class Inventory:
                 for flagged in row.get("attention", []):
                     _add(inventory.deployments, f"{row.get('namespace')}/{flagged.split(' ')[0]}")
                     _add(inventory.flagged, f"{row.get('namespace')}/{flagged.split(' ')[0]}")
-            for consumer in data.get("consumed_by") or []:
-                match = re.match(r"Deployment (\S+/\S+)", consumer)
-                if match:
-                    _add(inventory.deployments, match.group(1))
+            for namespace, name in consumer_refs(data):
+                _add(inventory.deployments, f"{namespace}/{name}")
             if "deployments" in data:
                 for row in data["deployments"]:
                     _add(inventory.deployments, f"{data['namespace']}/{row['name']}")
@@ -120,16 +126,14 @@ def suspects(observations: list[Observation]) -> list[str]:
         if not obs.ok:
             continue
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
-            for consumer in obs.data.get("consumed_by") or []:
-                match = re.match(r"Deployment (\S+/\S+)", consumer)
-                if match:
-                    _add(found, match.group(1))
+            for namespace, name in consumer_refs(obs.data):
+                _add(found, f"{namespace}/{name}")
     for obs in observations:
-        namespace = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
-        if obs.ok and obs.tool == "search_logs" and namespace:
+        scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
+        if obs.ok and obs.tool == "search_logs" and scoped:
             noisy = sorted((n, s) for s, n in (obs.data.get("by_service") or {}).items() if n >= ERROR_BURST)
             for _, service in reversed(noisy):
-                ref = f"{namespace.group(1)}/{service}"
+                ref = f"{scoped.group(1)}/{service}"
                 if ref in inventory.deployments:
                     _add(found, ref)
     return found
@@ -514,8 +518,7 @@ def _replicas(namespace: str, name: str, observations: list[Observation]) -> int
         return previous_replicas((state.get("last_scaled") or {}).get("message", "")) or 1
     for obs in observations:
         data = obs.data
-        if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and any(
-                c.startswith(f"Deployment {namespace}/{name} ") for c in data.get("consumed_by") or []):
+        if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and (namespace, name) in consumer_refs(data):
             return replicas_to_keep_up(desired, data.get("publish_rate") or 0.0, data.get("deliver_rate") or 0.0,
                                        data.get("messages") or 0)
     return desired + 1

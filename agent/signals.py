@@ -51,6 +51,11 @@ class Observation:
                    raw.get("repeated_from"), set(raw.get("signals", [])), list(raw.get("injections", [])))
 
 
+def consumer_refs(queue: dict[str, Any]) -> list[tuple[str, str]]:
+    """(namespace, name) of each workload holding a queue's consumers, from a get_queue_stats result."""
+    return [(c["namespace"], c["name"]) for c in queue.get("consumed_by") or [] if isinstance(c, dict)]
+
+
 def signals_for(tool: str, args: dict[str, Any], ok: bool, data: dict[str, Any]) -> set[str]:
     """The signals a successful call of `tool` with `args` can support as evidence."""
     if not ok:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["incident", "healthy", "inconclusive"]
 Category = Literal[
-    "consumer_unavailable", "consumer_crashlooping", "consumer_too_slow", "broker_unavailable", "app_errors",
-    "resource_exhaustion", "config_change", "planned_maintenance", "unknown",
+    "consumer_unavailable", "consumer_crashlooping", "consumer_too_slow", "consumer_stuck", "broker_unavailable",
+    "dependency_unavailable", "app_errors", "resource_exhaustion", "config_change", "planned_maintenance", "unknown",
 ]
 Signal = Literal[
     "consumer_logs", "replicas", "queue_consumers", "queue_depth", "producer_activity", "events", "errors", "other",

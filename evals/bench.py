@@ -39,7 +39,7 @@ def bench_tools(scenario: str, repeat: int) -> None:
     sources = replay_sources(scenario)
     print(f"replay world load ({scenario}): {(time.perf_counter() - began) * 1000:.0f} ms")
     loaded = sources.extras["scenario"]
-    consumer = next(q.consumer.deployment for q in loaded.world.queues if q.consumer)
+    consumer = next(c.deployment for q in loaded.world.queues for c in q.consumers)
     names = {"ns": loaded.world.namespace, "deployment": consumer, "queue": loaded.world.queues[0].name}
     toolbox = default_toolbox()
     print(f"{'tool':16} {'args':62} {'p50 ms':>7} {'p95 ms':>7} {'chars':>6}")

@@ -176,9 +176,8 @@ def _healthy_target(scenario: Scenario) -> VerifyTarget | None:
     if component is None or component.kind != "Deployment":
         return None
     world = scenario.world
-    queue = next((QueueRef(vhost=q.vhost, name=q.name) for q in world.queues if q.consumer is not None
-                  and q.consumer.deployment == component.name
-                  and (q.consumer.namespace or world.namespace) == component.namespace), None)
+    queue = next((QueueRef(vhost=q.vhost, name=q.name) for q in world.queues for c in q.consumers
+                  if world.workload_key(c.deployment, c.namespace) == (component.namespace, component.name)), None)
     return VerifyTarget(namespace=component.namespace, deployment=component.name, queue=queue)
 
 

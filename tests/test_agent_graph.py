@@ -119,7 +119,7 @@ def test_invalid_arguments_and_hallucinated_tools_become_error_results(incident5
 
 def test_repeated_call_is_answered_from_the_first_result(incident5: Sources) -> None:
     model = ScriptedModel([
-        tool_turn(("get_queue_stats", {"queue": "shipping-task"}, "q1")),
+        tool_turn(("get_queue_stats", {"vhost": "/", "queue": "shipping-task"}, "q1")),
         tool_turn(("get_queue_stats", {"queue": "shipping-task", "vhost": "/"}, "q2")),
         AssistantTurn(content="done"),
         verdict_turn({"status": "inconclusive", "summary": "only looked at the queue", "confidence": 0.2}),

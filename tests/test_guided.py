@@ -11,6 +11,8 @@ from evals.scoring import score_run
 from tools.replay import replay_sources
 from tools.replay.scenario import load_scenario
 
+WORKER_REF = {"kind": "Deployment", "namespace": "shop", "name": "worker", "consumers": 1}
+
 
 def step(**choice: object) -> AssistantTurn:
     return AssistantTurn(content=json.dumps(choice), prompt_tokens=100, completion_tokens=12)
@@ -82,7 +84,7 @@ def test_a_full_deployment_is_blamed_only_through_an_observed_symptom() -> None:
         "deployments": [{"name": "worker", "desired": 1, "available": 1, "images": ["w:1"]}]})
     growing = Observation("c2", "get_queue_stats", {"queue": "jobs"}, True, {
         "queue": "jobs", "consumers": 1, "messages": 90, "summary": "",
-        "depth_trend": {"direction": "rising"}, "consumed_by": ["Deployment shop/worker (1 consumer)"]})
+        "depth_trend": {"direction": "rising"}, "consumed_by": [WORKER_REF]})
     assert len(verdict_schema([table], ["c1"])["anyOf"]) == 1, "healthy/inconclusive only"
     branch = verdict_schema([table, growing], ["c1", "c2"])["anyOf"][1]["properties"]
     assert (branch["component"]["enum"], branch["category"]["enum"], branch["remediation"]["enum"]) == (
@@ -213,7 +215,7 @@ def test_leads_follow_a_growing_queue_to_its_consumer_and_errors_to_their_servic
         "summary": "", "total": 30, "by_status": {"error": 30}, "by_service": {"api": 25, "db": 5}})
     growing = Observation("c5", "get_queue_stats", {"queue": "jobs"}, True, {
         "queue": "jobs", "consumers": 1, "messages": 90, "summary": "", "depth_trend": {"direction": "rising"},
-        "consumed_by": ["Deployment shop/worker (1 consumer)"]})
+        "consumed_by": [WORKER_REF]})
     producer = Observation("c6", "search_logs", first[1][1], True, {"summary": "", "total": 3})
     assert lead_calls([namespaces, queues, table, errors, producer, growing]) == [
         ("get_deployment", {"namespace": "shop", "name": "worker"}),

@@ -32,6 +32,7 @@ def broker() -> RabbitMQManagement:
 def test_queue_without_consumers_with_depth_history(broker: RabbitMQManagement) -> None:
     with played("rabbitmq", "real_queue_no_consumer"):
         queue = broker.get_queue("/", "invoice-jobs", 900)
+        assert broker.alarms() == []
     assert (queue.vhost, queue.name, queue.messages, queue.ready, queue.unacked, queue.consumers) == (
         "/", "invoice-jobs", 3, 3, 0, 0)
     assert (queue.durable, queue.state, queue.publish_rate, queue.deliver_rate) == (True, "running", 0.0, 0.0)
@@ -58,6 +59,7 @@ def test_bad_login_is_auth_failed_naming_the_variables(broker: RabbitMQManagemen
 def test_legacy_listing_with_space_separated_idle_since(broker: RabbitMQManagement) -> None:
     with played("rabbitmq", "legacy_list_queues"):
         audit, labels = broker.list_queues("/")
+        assert broker.alarms() == []
     assert (audit.name, audit.messages, audit.consumers, audit.consumer_utilisation) == ("audit-archive", 0, 0, None)
     assert audit.idle_since == datetime(2025, 11, 9, 14, 43, tzinfo=UTC)
     assert (audit.publish_rate, audit.deliver_rate, audit.ack_rate) == (0.0, 0.0, 0.0)
@@ -101,9 +103,10 @@ def test_queue_tool_runs_unchanged_over_live_rabbitmq(broker: RabbitMQManagement
     assert data["summary"].endswith("NO CONSUMER: messages are accumulating and nothing processes them")
     assert (data["depth_trend"]["last"], data["depth_trend"]["direction"]) == (3.0, "rising")
     with played("rabbitmq", "legacy_list_queues"):
-        table = toolbox.call(sources, "get_queue_stats", {})
+        table = toolbox.call(sources, "get_queue_stats", {"vhost": "/"})
     assert table.ok, table.text()
     assert table.data()["attention"] == ["label-print"]
+    assert table.data()["alarms"] == []
 
 
 def test_missing_credentials_are_named() -> None:

@@ -138,6 +138,7 @@ def test_record_cassette(channel: Any, rabbit_node: RabbitNode) -> None:
         old.unlink()
     with recorder.use_cassette(str(CASSETTES / "real_queue_no_consumer.yaml")):
         broker.get_queue("/", RECORDED_QUEUE, 900)
+        broker.alarms()
     with recorder.use_cassette(str(CASSETTES / "real_queue_not_found.yaml")), pytest.raises(NotFound):
         broker.get_queue("/", "invoice-job")
     intruder = RabbitMQManagement(settings.model_copy(update={"rabbitmq_password": SecretStr("wrong")}))

@@ -368,7 +368,7 @@ def test_downscaled_consumer() -> None:
     stats = queue(sources, "parcel-jobs")
     assert stats["consumers"] == 1 and stats["messages"] > 100 and stats["depth_trend"]["direction"] == "rising"
     assert stats["publish_rate"] > 2 * stats["deliver_rate"] * 0.9
-    assert stats["consumed_by"] == ["Deployment fulfilment/parcel-worker (1 consumer)"]
+    assert [(c["namespace"], c["name"]) for c in stats["consumed_by"]] == [("fulfilment", "parcel-worker")]
     detail = deployment(sources, "parcel-worker", "fulfilment")
     assert (detail["desired"], detail["available"]) == (1, 1)
     assert detail["last_scaled"]["message"].endswith("to 1 from 3")
@@ -542,7 +542,7 @@ def test_gates_follow_the_deployment_state(tmp_path: Path) -> None:
     assert logs(sources, "lonely", start="now-5m")["total"] > 10
     unknown = TINY + "  flows:\n    - {name: f, rate_per_min: 1, only_while: {deployment: ghost, up: true}, " \
                      "steps: [{deployment: api, message: hi}]}\n"
-    with pytest.raises(ScenarioError, match="gated on unknown deployment 'ghost'"):
+    with pytest.raises(ScenarioError, match="flow 'f' gate names unknown deployment ns/ghost"):
         load_scenario(_write(tmp_path, unknown))
 
 

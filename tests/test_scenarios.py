@@ -42,7 +42,8 @@ def test_valid_external_scenario(tmp_path: Path) -> None:
     [
         (VALID.replace("question: is it ok?\n", ""), "question: Field required"),
         (VALID.replace('image: "w:1"', 'image: "w:1", replicas: -1'), "world.deployments.0.replicas"),
-        (VALID + "  queues:\n    - {name: q, consumer: {deployment: ghost}}\n", "consumer 'ghost' is not a deployment"),
+        (VALID + "  queues:\n    - {name: q, consumer: {deployment: ghost}}\n",
+         "queue 'q' consumer names unknown deployment ns/ghost"),
         (VALID.replace('now: "2025-01-01T01:00:00Z"', 'now: "2024-01-01T00:00:00Z"'), "must be after world.start"),
         (VALID + "surprise: 1\n", "surprise: Extra inputs are not permitted"),
         ("id: [unclosed", "not valid YAML"),

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from agent.llm.conversation import Seen
-from agent.signals import BROKER, ERROR_BURST, MAINTENANCE
+from agent.signals import BROKER, ERROR_BURST, MAINTENANCE, consumer_refs
 from agent.sizing import previous_replicas, replicas_to_keep_up
 
 SILENT_WINDOW = "now-5m"
@@ -63,12 +63,7 @@ class Diagnosis:
     def consumers_of(self, queue: str) -> list[tuple[str, str]]:
         """Deployments the queue's consumers run in, as get_queue_stats resolved them from pod IPs."""
         found = self.queue_stats(queue)
-        refs = []
-        for entry in (found[1].get("consumed_by") or []) if found else []:
-            match = re.match(r"Deployment ([^/\s]+)/(\S+)", entry)
-            if match:
-                refs.append((match.group(1), match.group(2)))
-        return refs
+        return consumer_refs(found[1]) if found else []
 
     def tables(self) -> list[tuple[str, dict[str, Any]]]:
         return [(cid, data) for cid, args, data in self.seen.calls("get_deployment")

@@ -29,9 +29,21 @@ class PodInfo(BaseModel):
     owner: str | None = Field(None, description="the Deployment that owns the pod (through its ReplicaSet)")
 
 
+class AutoscalerInfo(BaseModel):
+    """An object that owns a workload's replica count: an HPA, or a KEDA ScaledObject (which may scale to 0)."""
+
+    kind: str = Field(description="HorizontalPodAutoscaler or ScaledObject")
+    name: str
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int | None = None
+    trigger: str | None = Field(None, description="what drives it, e.g. a queue's length")
+
+
 class DeploymentInfo(BaseModel):
     namespace: str
     name: str
+    kind: str = Field("Deployment", description="Deployment or StatefulSet")
     desired: int
     ready: int = 0
     available: int = 0
@@ -44,6 +56,7 @@ class DeploymentInfo(BaseModel):
     conditions: list[Condition] = Field(default_factory=list)
     revision: int | None = None
     created: datetime | None = None
+    autoscaler: AutoscalerInfo | None = None
 
 
 class KubeEvent(BaseModel):

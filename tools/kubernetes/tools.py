@@ -8,13 +8,14 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from tools.errors import BadArgument
-from tools.kubernetes.protocol import Condition, KubeEvent, PodInfo
+from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.summaries import Window
 from tools.timerange import TimeRange, hhmm, iso, parse_time
 from tools.toolkit import Sources
 
 MAX_EVENTS = 25
 MAX_PODS = 10
+RECENT_EVENTS = timedelta(hours=1)
 
 
 class EventLine(BaseModel):
@@ -40,6 +41,7 @@ class DeploymentDetail(BaseModel):
     summary: str
     namespace: str
     name: str
+    kind: str = Field("Deployment", description="Deployment or StatefulSet")
     desired: int
     ready: int
     available: int
@@ -49,16 +51,20 @@ class DeploymentDetail(BaseModel):
     labels: dict[str, str]
     annotations: dict[str, str]
     conditions: list[Condition]
-    last_scaled: ScaleChange | None
+    last_scaled: ScaleChange | None = Field(description="the latest scaling in the last hour (older: list_events)")
+    autoscaler: AutoscalerInfo | None = Field(None, description="the HPA or ScaledObject that sets its replicas")
     pods: list[PodInfo]
-    events: list[EventLine] = Field(description="recent events of the deployment, its replica sets and pods")
+    events: list[EventLine] = Field(description="events of the last hour: the workload, its replica sets, pods "
+                                                "and autoscaler")
 
 
 class DeploymentRow(BaseModel):
     name: str
+    kind: str = "Deployment"
     desired: int
     available: int
     images: list[str]
+    autoscaler: str | None = Field(None, description="'ScaledObject min 0 max 5' when an autoscaler owns it")
 
 
 class DeploymentTable(BaseModel):
@@ -83,10 +89,21 @@ def _owned(event: KubeEvent, name: str) -> bool:
     return event.name == name or event.name.startswith(f"{name}-")
 
 
-def _detail_summary(desired: int, available: int, pods: list[PodInfo], last_scaled: ScaleChange | None) -> str:
-    text = f"desired {desired}, available {available}/{desired}"
+def _scaler_phrase(scaler: AutoscalerInfo | None) -> str | None:
+    if scaler is None:
+        return None
+    text = f"{scaler.kind} {scaler.name} min {scaler.min_replicas} max {scaler.max_replicas}"
+    return text + (f" on {scaler.trigger}" if scaler.trigger else "")
+
+
+def _detail_summary(info: DeploymentInfo, pods: list[PodInfo], last_scaled: ScaleChange | None) -> str:
+    desired, available = info.desired, info.available
+    text = f"{info.kind} desired {desired}, available {available}/{desired}"
     if desired == 0:
-        text += "; scaled to 0: no pods are running and nothing this deployment does is happening"
+        text += "; scaled to 0: no pods are running and nothing this workload does is happening"
+    if info.autoscaler:
+        text += f"; replicas set by {_scaler_phrase(info.autoscaler)}"
+    unready = [p for p in pods if p.phase == "Running" and not p.ready and not p.waiting_reason]
     waiting = [p for p in pods if p.waiting_reason]
     if waiting:
         reasons = sorted({p.waiting_reason or "" for p in waiting})
@@ -95,6 +112,8 @@ def _detail_summary(desired: int, available: int, pods: list[PodInfo], last_scal
         text += f"; {len(waiting)} pod(s) {', '.join(reasons)}"
         text += f" (last terminated: {', '.join(terminated)})" if terminated else ""
         text += f", {restarts} restarts"
+    elif unready:
+        text += f"; {len(unready)} pod(s) Running but not ready"
     elif available < desired:
         text += f"; {desired - available} replica(s) unavailable"
     if last_scaled:
@@ -115,7 +134,8 @@ def get_deployment(
     was last scaled, its pods (phase, restarts, CrashLoopBackOff/OOMKilled) and recent events. Without a name:
     every deployment in the namespace with desired and available replicas, flagging those below desired or at 0."""
     if name is None:
-        rows = [DeploymentRow(name=d.name, desired=d.desired, available=d.available, images=d.images)
+        rows = [DeploymentRow(name=d.name, kind=d.kind, desired=d.desired, available=d.available, images=d.images,
+                              autoscaler=_scaler_phrase(d.autoscaler))
                 for d in sources.cluster.list_deployments(namespace)]
         if not rows:
             raise BadArgument(f"no deployments in namespace {namespace!r}",
@@ -129,15 +149,19 @@ def get_deployment(
     info = sources.cluster.read_deployment(namespace, name)
     now = sources.clock()
     pods = sources.cluster.list_pods(namespace, info.selector)[:MAX_PODS]
-    events = [e for e in sources.cluster.list_events(namespace, now - timedelta(hours=1)) if _owned(e, name)]
-    scaling = [e for e in events if e.reason == "ScalingReplicaSet" and e.kind == "Deployment"]
+    events = [e for e in sources.cluster.list_events(namespace, now - RECENT_EVENTS) if _owned(e, name)]
+    scaling = [e for e in events if e.reason in SCALE_REASONS]
     last_scaled = ScaleChange(at=iso(scaling[-1].last_seen) or "", message=scaling[-1].message) if scaling else None
     return DeploymentDetail(
-        summary=_detail_summary(info.desired, info.available, pods, last_scaled),
+        summary=_detail_summary(info, pods, last_scaled), kind=info.kind,
         namespace=namespace, name=name, desired=info.desired, ready=info.ready, available=info.available,
         updated=info.updated, unavailable=info.unavailable, images=info.images, labels=info.labels,
         annotations={k: v[:200] for k, v in info.annotations.items()}, conditions=info.conditions,
-        last_scaled=last_scaled, pods=pods, events=[_line(e) for e in events[-10:]])
+        last_scaled=last_scaled, autoscaler=info.autoscaler, pods=pods, events=[_line(e) for e in events[-10:]])
+
+
+SCALE_REASONS = ("ScalingReplicaSet", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
+                 "SuccessfulRescale")
 
 
 class EventList(BaseModel):

@@ -98,6 +98,13 @@ class RabbitMQManagement:
         raw = self._get(_path(vhost) if vhost else _path()).json()
         return sorted((_queue(item) for item in raw), key=lambda q: (q.vhost, q.name))
 
+    def alarms(self) -> list[str]:
+        """Resource alarms set on any node (GET /api/nodes: mem_alarm, disk_free_alarm)."""
+        nodes = self._get("/api/nodes", columns="name,mem_alarm,disk_free_alarm").json()
+        found = [resource for node in nodes if isinstance(node, dict)
+                 for resource, key in (("memory", "mem_alarm"), ("disk", "disk_free_alarm")) if node.get(key)]
+        return sorted(set(found))
+
     def get_queue(self, vhost: str, name: str, history_seconds: int = 0) -> QueueInfo:
         """Current counts come from a plain GET: with `lengths_age` the API reports them as of the last sample."""
         try:

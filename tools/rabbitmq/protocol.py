@@ -28,7 +28,13 @@ class QueueInfo(BaseModel):
 
 
 class BrokerReader(Protocol):
-    def list_queues(self, vhost: str | None = None) -> list[QueueInfo]: ...
+    def list_queues(self, vhost: str | None = None) -> list[QueueInfo]:
+        """Every queue of `vhost`, or of every vhost when None."""
+        ...
+
+    def alarms(self) -> list[str]:
+        """The resource alarms ('memory', 'disk') set on the broker's nodes; publishers are blocked while set."""
+        ...
 
     def get_queue(self, vhost: str, name: str, history_seconds: int = 0) -> QueueInfo:
         """One queue; with `history_seconds`, depth samples over that window. Raise NotFound if absent."""

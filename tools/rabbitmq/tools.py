@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from tools.errors import SourceError
+from tools.errors import BadArgument, NotFound, SourceError
 from tools.rabbitmq.protocol import QueueInfo
 from tools.summaries import Trend
 from tools.timerange import hhmm, iso
@@ -16,6 +16,18 @@ from tools.toolkit import Sources
 HISTORY_SECONDS = 900
 MAX_QUEUES = 25
 MAX_NAMESPACES = 30
+
+
+class ConsumerRef(BaseModel):
+    """A workload whose pods hold some of a queue's consumers (matched by the consumers' peer addresses)."""
+
+    kind: str = "Deployment"
+    namespace: str
+    name: str
+    consumers: int
+
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 class QueueStats(BaseModel):
@@ -27,12 +39,16 @@ class QueueStats(BaseModel):
     ready: int
     unacked: int
     consumers: int
+    consumer_utilisation: float | None = Field(
+        None, description="share of time the consumers could take new messages (0: attached but not taking any)")
     publish_rate: float | None
     deliver_rate: float | None
     ack_rate: float | None
     idle_since: str | None
-    consumed_by: list[str] | None = Field(
-        None, description="deployments whose pods hold this queue's consumers (matched by pod IP); None if unknown")
+    consumed_by: list[ConsumerRef] | None = Field(
+        None, description="workloads whose pods hold this queue's consumers (matched by pod IP); None if unknown")
+    unmatched_consumers: int = Field(0, description="consumers whose address matches no pod")
+    alarms: list[str] | None = Field(None, description="broker resource alarms (memory, disk): publishers blocked")
     depth_trend: Trend | None = Field(None, description="queue depth over the last 15 minutes")
     depth_samples: list[int] = Field(default_factory=list, description="oldest first")
 
@@ -41,72 +57,118 @@ class QueueRow(BaseModel):
     vhost: str
     queue: str
     messages: int
+    unacked: int = 0
     consumers: int
     publish_rate: float | None
     deliver_rate: float | None
+    ack_rate: float | None = None
 
 
 class QueueTable(BaseModel):
     summary: str
     as_of: str
+    vhosts: list[str] = Field(default_factory=list, description="vhosts the listed queues belong to")
     queues: list[QueueRow]
     attention: list[str] = Field(description="queues with no consumer while holding or receiving messages")
+    alarms: list[str] | None = Field(None, description="broker resource alarms (memory, disk): publishers blocked")
 
 
-def consuming_deployments(sources: Sources, hosts: list[str]) -> list[str] | None:
-    """Match consumer peer addresses to pod IPs: 'Deployment ns/name (N consumers)'. None if the cluster can't say."""
+def consuming_workloads(sources: Sources, hosts: list[str]) -> tuple[list[ConsumerRef] | None, int]:
+    """Match consumer peer addresses to pod IPs; None if the cluster can't say. Also: consumers matching no pod."""
     wanted = Counter(hosts)
-    found: Counter[str] = Counter()
+    found: Counter[tuple[str, str]] = Counter()
     try:
         for namespace in sources.cluster.list_namespaces()[:MAX_NAMESPACES]:
             for pod in sources.cluster.list_pods(namespace, {}):
                 if pod.ip and pod.ip in wanted:
-                    found[f"Deployment {namespace}/{pod.owner or pod.name}"] += wanted.pop(pod.ip)
+                    found[(namespace, pod.owner or pod.name)] += wanted.pop(pod.ip)
     except SourceError:
-        return None
-    named = [f"{ref} ({count} consumer{'s' if count > 1 else ''})" for ref, count in found.most_common()]
-    return named + [f"{count} consumer(s) at {host} (no pod found)" for host, count in wanted.items()]
+        return None, 0
+    refs = [ConsumerRef(namespace=ns, name=name, consumers=count) for (ns, name), count in found.most_common()]
+    return refs, sum(wanted.values())
 
 
 def _needs_attention(q: QueueInfo) -> bool:
     return q.consumers == 0 and (q.messages > 0 or (q.publish_rate or 0) > 0)
 
 
+def _alarms(sources: Sources) -> list[str] | None:
+    try:
+        return sources.broker.alarms()
+    except SourceError:
+        return None
+
+
+def _find_vhost(sources: Sources, queue: str, missing: NotFound) -> str:
+    """The vhost holding `queue` (not in '/') when the caller did not say: the only one that has it."""
+    holding = sorted({q.vhost for q in sources.broker.list_queues(None) if q.name == queue})
+    if not holding:
+        raise missing
+    if len(holding) > 1:
+        raise BadArgument(f"queue {queue!r} exists in several vhosts: {', '.join(holding)}",
+                          hints=["pass vhost"])
+    return holding[0]
+
+
 def get_queue_stats(
     sources: Sources,
     queue: Annotated[str | None, Field(description="queue name; omit to list every queue by depth")] = None,
-    vhost: Annotated[str, Field(description="RabbitMQ virtual host")] = "/",
+    vhost: Annotated[str | None, Field(description="RabbitMQ virtual host; omit for every vhost")] = None,
 ) -> QueueStats | QueueTable:
-    """RabbitMQ queue health. With a queue: depth (ready/unacked), consumer count, publish/deliver/ack rates per
-    second, idle_since, and the depth trend over the last 15 min. Without: every queue sorted by depth with its
-    consumers. A queue receiving messages with 0 consumers is a stalled pipeline even when nothing errors."""
+    """RabbitMQ queue health. With a queue: depth (ready/unacked), consumer count and utilisation, publish/deliver/ack
+    rates per second, idle_since, the depth trend over the last 15 min, the workloads holding its consumers, and
+    broker alarms. Without: every queue (of every vhost unless one is given) sorted by depth with its consumers. A
+    queue receiving messages with 0 consumers is a stalled pipeline even when nothing errors; consumers that hold
+    unacknowledged messages and ack nothing are attached but stuck."""
     now = sources.clock()
     if queue is None:
-        infos = sorted(sources.broker.list_queues(vhost), key=lambda q: (-q.messages, q.name))
-        rows = [QueueRow(vhost=q.vhost, queue=q.name, messages=q.messages, consumers=q.consumers,
-                         publish_rate=q.publish_rate, deliver_rate=q.deliver_rate) for q in infos[:MAX_QUEUES]]
+        infos = sorted(sources.broker.list_queues(vhost), key=lambda q: (-q.messages, q.vhost, q.name))
+        rows = [QueueRow(vhost=q.vhost, queue=q.name, messages=q.messages, unacked=q.unacked, consumers=q.consumers,
+                         publish_rate=q.publish_rate, deliver_rate=q.deliver_rate, ack_rate=q.ack_rate)
+                for q in infos[:MAX_QUEUES]]
         attention = [q.name for q in infos if _needs_attention(q)]
-        summary = f"{len(infos)} queues in vhost {vhost}; " + (
+        vhosts = sorted({q.vhost for q in infos} | ({vhost} if vhost else set()))
+        alarms = _alarms(sources)
+        summary = f"{len(infos)} queues in vhost{'s' if len(vhosts) > 1 else ''} {', '.join(vhosts) or '-'}; " + (
             "no consumer while receiving or holding messages: " + ", ".join(
                 f"{q.name} ({q.messages} msgs, publish {q.publish_rate}/s)" for q in infos if q.name in attention)
             if attention else "every non-empty queue has consumers")
-        return QueueTable(summary=summary, as_of=iso(now) or "", queues=rows, attention=attention)
-    info = sources.broker.get_queue(vhost, queue, HISTORY_SECONDS)
+        if alarms:
+            summary += f"; broker {' and '.join(alarms)} alarm set: publishers are blocked"
+        return QueueTable(summary=summary, as_of=iso(now) or "", vhosts=vhosts, queues=rows, attention=attention,
+                          alarms=alarms)
+    if vhost is None:
+        try:
+            info = sources.broker.get_queue("/", queue, HISTORY_SECONDS)
+            vhost = "/"
+        except NotFound as missing:
+            vhost = _find_vhost(sources, queue, missing)
+            info = sources.broker.get_queue(vhost, queue, HISTORY_SECONDS)
+    else:
+        info = sources.broker.get_queue(vhost, queue, HISTORY_SECONDS)
     trend = Trend.of([(t, float(v)) for t, v in info.depth_samples]) if info.depth_samples else None
-    consumed_by = consuming_deployments(sources, info.consumer_hosts) if info.consumer_hosts else []
+    consumed_by, unmatched = consuming_workloads(sources, info.consumer_hosts) if info.consumer_hosts else ([], 0)
+    alarms = _alarms(sources)
     summary = (f"{queue}: {info.messages} messages ({info.ready} ready, {info.unacked} unacked), "
                f"{info.consumers} consumers; publish {info.publish_rate}/s, deliver {info.deliver_rate}/s, "
                f"ack {info.ack_rate}/s")
+    if info.consumer_utilisation is not None:
+        summary += f"; consumer utilisation {info.consumer_utilisation:.0%}"
     if trend:
         summary += f"; depth over 15 min: {trend.phrase()}"
     if consumed_by:
-        summary += f"; consumed by {', '.join(consumed_by)}"
+        summary += "; consumed by " + ", ".join(f"{c.kind} {c.ref()} ({c.consumers})" for c in consumed_by)
+    if unmatched:
+        summary += f"; {unmatched} consumer(s) match no pod"
     if info.idle_since:
         summary += f"; idle since {hhmm(info.idle_since)}"
+    if alarms:
+        summary += f"; broker {' and '.join(alarms)} alarm set: publishers are blocked"
     if _needs_attention(info):
         summary += ". NO CONSUMER: messages are accumulating and nothing processes them"
     return QueueStats(
         summary=summary, vhost=vhost, queue=queue, as_of=iso(now) or "", messages=info.messages, ready=info.ready,
-        unacked=info.unacked, consumers=info.consumers, publish_rate=info.publish_rate,
-        deliver_rate=info.deliver_rate, ack_rate=info.ack_rate, idle_since=iso(info.idle_since),
-        consumed_by=consumed_by, depth_trend=trend, depth_samples=[v for _, v in info.depth_samples])
+        unacked=info.unacked, consumers=info.consumers, consumer_utilisation=info.consumer_utilisation,
+        publish_rate=info.publish_rate, deliver_rate=info.deliver_rate, ack_rate=info.ack_rate,
+        idle_since=iso(info.idle_since), consumed_by=consumed_by, unmatched_consumers=unmatched, alarms=alarms,
+        depth_trend=trend, depth_samples=[v for _, v in info.depth_samples])

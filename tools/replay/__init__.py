@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.replay.backends import FaultInjector, ReplayBroker, ReplayCluster, ReplayLogs, ReplayMetrics
+from tools.kubernetes.history import ClusterWithEventHistory
+from tools.replay.backends import (
+    FaultInjector,
+    ReplayBroker,
+    ReplayCluster,
+    ReplayEventHistory,
+    ReplayLogs,
+    ReplayMetrics,
+)
 from tools.replay.scenario import Scenario, load_scenario
 from tools.replay.world import World
 from tools.toolkit import Sources
@@ -15,5 +23,6 @@ def replay_sources(scenario: Scenario | str | Path) -> Sources:
     world = World(loaded)
     faults = FaultInjector(loaded.world.faults)
     return Sources(logs=ReplayLogs(world, faults), metrics=ReplayMetrics(world, faults),
-                   cluster=ReplayCluster(world, faults), broker=ReplayBroker(world, faults),
+                   cluster=ClusterWithEventHistory(ReplayCluster(world, faults), ReplayEventHistory(world, faults)),
+                   broker=ReplayBroker(world, faults),
                    clock=lambda: world.now, label=f"replay:{loaded.id}", extras={"world": world, "scenario": loaded})

@@ -12,11 +12,11 @@ from tools.datadog.logquery import parse_log_query
 from tools.datadog.metricquery import parse_metric_query
 from tools.datadog.protocol import LogCount, LogRecord, Series
 from tools.errors import NotFound, RateLimited, TimedOut, Unavailable, UnknownMetric
-from tools.kubernetes.protocol import Condition, DeploymentInfo, KubeEvent, PodInfo
+from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.rabbitmq.protocol import QueueInfo
 from tools.replay.metrics import RawSeries, derive_series
 from tools.replay.scenario import Fault
-from tools.replay.world import World
+from tools.replay.world import DeploymentSim, World
 
 EVENT_TTL = timedelta(hours=1)
 
@@ -164,7 +164,7 @@ class ReplayCluster:
                       message="Deployment has minimum availability." if ready_ok
                       else "Deployment does not have minimum availability."),
         ]
-        stuck = sim.crashing() or any(p.state in ("pending", "imagepull") for p in sim.pods)
+        stuck = sim.crashing() or any(p.state in ("pending", "imagepull", "unready") for p in sim.pods)
         conditions.append(Condition(
             type="Progressing", status="False" if stuck else "True",
             reason="ProgressDeadlineExceeded" if stuck else "NewReplicaSetAvailable",
@@ -175,7 +175,18 @@ class ReplayCluster:
             namespace=namespace, name=name, desired=desired, ready=available, available=available,
             updated=len(sim.pods), unavailable=max(0, desired - available), images=[sim.revision.image],
             labels=dict(sim.labels), annotations=annotations, selector=dict(sim.labels), conditions=conditions,
-            revision=sim.revision.number, created=self.world.start - timedelta(days=30))
+            revision=sim.revision.number, created=self.world.start - timedelta(days=30), kind=sim.spec.kind,
+            autoscaler=self._autoscaler(sim))
+
+    @staticmethod
+    def _autoscaler(sim: DeploymentSim) -> AutoscalerInfo | None:
+        spec = sim.spec.autoscaler
+        if spec is None:
+            return None
+        trigger = f"rabbitmq queue {spec.queue} (target {spec.messages_per_replica} messages per replica)" \
+            if spec.queue else None
+        return AutoscalerInfo(kind=spec.kind, name=spec.name or sim.name, min_replicas=spec.min_replicas,
+                              max_replicas=spec.max_replicas, current_replicas=sim.desired, trigger=trigger)
 
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
         self.faults.check("kubernetes")
@@ -210,13 +221,28 @@ class ReplayCluster:
     def list_events(self, namespace: str, since: datetime, kind: str | None = None,
                     name: str | None = None) -> list[KubeEvent]:
         self.faults.check("kubernetes")
-        horizon = max(since, self.world.now - EVENT_TTL)
-        events = [
-            e for e in [*self.world.events, *self.world.crash_events()]
-            if e.namespace == namespace and horizon <= e.last_seen <= self.world.now
-            and (kind is None or e.kind.lower() == kind.lower()) and (name is None or e.name == name)
-        ]
-        return sorted(events, key=lambda e: e.last_seen)
+        return _events(self.world, namespace, max(since, self.world.now - EVENT_TTL), kind, name)
+
+
+def _events(world: World, namespace: str, since: datetime, kind: str | None, name: str | None) -> list[KubeEvent]:
+    events = [
+        e for e in [*world.events, *world.crash_events()]
+        if e.namespace == namespace and since <= e.last_seen <= world.now
+        and (kind is None or e.kind.lower() == kind.lower()) and (name is None or e.name == name)
+    ]
+    return sorted(events, key=lambda e: e.last_seen)
+
+
+class ReplayEventHistory:
+    """Datadog's event stream over the world: every Kubernetes event since `world.start`, beyond the API's hour."""
+
+    def __init__(self, world: World, faults: FaultInjector) -> None:
+        self.world, self.faults = world, faults
+
+    def list_events(self, namespace: str, since: datetime, kind: str | None = None,
+                    name: str | None = None) -> list[KubeEvent]:
+        self.faults.check("events")
+        return _events(self.world, namespace, since, kind, name)
 
 
 class ReplayBroker:
@@ -236,25 +262,32 @@ class ReplayBroker:
         window = timedelta(seconds=60)
         before = world.snapshot_at(now - window).queues[(vhost, name)]
         seconds = window.total_seconds()
-        publish_rate = (current[2] - before[2]) / seconds
-        deliver_rate = (current[3] - before[3]) / seconds
+        publish_rate = (current.published - before.published) / seconds
+        deliver_rate = (current.delivered - before.delivered) / seconds
+        ack_rate = (current.acked - before.acked) / seconds
         queue = world.queues[(vhost, name)]
-        idle = publish_rate == 0 and deliver_rate == 0
+        idle = publish_rate == 0 and deliver_rate == 0 and ack_rate == 0
         samples = []
         if history_seconds:
             step = max(5, history_seconds // 20)
             moment = now - timedelta(seconds=history_seconds)
             while moment <= now:
                 if moment >= world.start:
-                    samples.append((moment, world.snapshot_at(moment).queues[(vhost, name)][0]))
+                    then = world.snapshot_at(moment).queues[(vhost, name)]
+                    samples.append((moment, then.ready + then.unacked))
                 moment += timedelta(seconds=step)
         return QueueInfo(
-            vhost=vhost, name=name, messages=current[0], ready=current[0], unacked=0, consumers=current[1],
-            consumer_utilisation=1.0 if current[1] else None, publish_rate=round(publish_rate, 3),
-            deliver_rate=round(deliver_rate, 3), ack_rate=round(deliver_rate, 3),
-            depth_rate=round((current[0] - before[0]) / seconds, 3),
+            vhost=vhost, name=name, messages=current.ready + current.unacked, ready=current.ready,
+            unacked=current.unacked, consumers=current.consumers,
+            consumer_utilisation=round(current.working / current.consumers, 3) if current.consumers else None,
+            publish_rate=round(publish_rate, 3), deliver_rate=round(deliver_rate, 3), ack_rate=round(ack_rate, 3),
+            depth_rate=round((current.ready + current.unacked - before.ready - before.unacked) / seconds, 3),
             idle_since=queue.last_activity if idle else None, durable=queue.spec.durable, state="running",
             depth_samples=samples, consumer_hosts=world.consumer_hosts(queue.spec, now))
+
+    def alarms(self) -> list[str]:
+        self._ensure_up()
+        return self.world.alarms(self.world.now)
 
     def list_queues(self, vhost: str | None = None) -> list[QueueInfo]:
         self._ensure_up()

@@ -72,20 +72,24 @@ def derive_series(world: World) -> list[RawSeries]:
         def gated(values: list[float], up: list[bool] = up) -> list[float | None]:
             return [v if alive else None for v, alive in zip(values, up, strict=True)]
 
-        published = [r[2] for r in rows]
-        delivered = [r[3] for r in rows]
+        published = [r.published for r in rows]
+        delivered = [r.delivered for r in rows]
+        acked = [r.acked for r in rows]
         series += [
-            RawSeries("rabbitmq.queue.messages", tags, times, gated([float(r[0]) for r in rows])),
-            RawSeries("rabbitmq.queue.messages_ready", tags, times, gated([float(r[0]) for r in rows])),
-            RawSeries("rabbitmq.queue.messages_unacknowledged", tags, times, gated([0.0 for _ in rows])),
-            RawSeries("rabbitmq.queue.consumers", tags, times, gated([float(r[1]) for r in rows])),
+            RawSeries("rabbitmq.queue.messages", tags, times, gated([float(r.ready + r.unacked) for r in rows])),
+            RawSeries("rabbitmq.queue.messages_ready", tags, times, gated([float(r.ready) for r in rows])),
+            RawSeries("rabbitmq.queue.messages_unacknowledged", tags, times, gated([float(r.unacked) for r in rows])),
+            RawSeries("rabbitmq.queue.consumers", tags, times, gated([float(r.consumers) for r in rows])),
+            RawSeries("rabbitmq.queue.consumer_utilisation", tags, times,
+                      gated([r.working / r.consumers if r.consumers else 0.0 for r in rows])),
             RawSeries("rabbitmq.queue.messages.publish.rate", tags, times,
                       gated([_rate(published, i) for i in range(len(rows))])),
             RawSeries("rabbitmq.queue.messages.deliver_get.rate", tags, times,
                       gated([_rate(delivered, i) for i in range(len(rows))])),
             RawSeries("rabbitmq.queue.messages.ack.rate", tags, times,
-                      gated([_rate(delivered, i) for i in range(len(rows))])),
+                      gated([_rate(acked, i) for i in range(len(rows))])),
         ]
+    series += _trace_series(world, times)
     for extra in world.scenario.world.metrics:
         values = _extra_values(extra, times, seed)
         replaced = [s for s in series if extra.replace and s.metric == extra.metric
@@ -94,6 +98,34 @@ def derive_series(world: World) -> list[RawSeries]:
             target.values = list(values)
         if not replaced:
             series.append(RawSeries(extra.metric, dict(extra.tags), times, values))
+    return series
+
+
+def _trace_series(world: World, times: list[datetime]) -> list[RawSeries]:
+    """APM trace metrics per service, as the Datadog tracer reports them for `http.request` entry spans: hits and
+    errors counted per interval, duration the mean latency in seconds (absent in an interval with no request)."""
+    by_service: dict[tuple[str, str], list[tuple[datetime, bool, float]]] = {}
+    for request in world.requests:
+        by_service.setdefault((request.namespace, request.service), []).append(
+            (request.at, request.error, request.seconds))
+    series = []
+    starts = [t - timedelta(seconds=METRIC_INTERVAL) for t in times]
+    for (namespace, service), spans in sorted(by_service.items()):
+        tags = {"service": service, "env": world.scenario.world.cluster, "kube_namespace": namespace,
+                "kube_cluster_name": world.scenario.world.cluster}
+        hits: list[float | None] = [0.0] * len(times)
+        errors: list[float | None] = [0.0] * len(times)
+        total = [0.0] * len(times)
+        for at, error, seconds in spans:
+            index = bisect_right(starts, at) - 1
+            if 0 <= index < len(times) and at < times[index]:
+                hits[index] = (hits[index] or 0.0) + 1
+                errors[index] = (errors[index] or 0.0) + error
+                total[index] += seconds
+        duration = [total[i] / h if h else None for i, h in enumerate(hits)]
+        series += [RawSeries("trace.http.request.hits", tags, times, hits),
+                   RawSeries("trace.http.request.errors", tags, times, errors),
+                   RawSeries("trace.http.request.duration", tags, times, duration)]
     return series
 
 

@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 LogStatus = Literal["debug", "info", "warn", "error", "critical"]
-PodState = Literal["running", "crashloop", "pending", "imagepull"]
+PodState = Literal["running", "crashloop", "pending", "imagepull", "unready"]
+WorkloadKind = Literal["Deployment", "StatefulSet"]
 
 
 class _Strict(BaseModel):
@@ -24,7 +25,8 @@ class ReplicaChange(_Strict):
     at: datetime
     replicas: int = Field(ge=0, description="desired replicas from this moment")
     pod_state: PodState = Field("running", description="what the pods do once scheduled")
-    reason: str | None = Field(None, description="termination reason for crash-looping pods, e.g. OOMKilled")
+    reason: str | None = Field(None, description="crashloop: last termination reason (OOMKilled, Error); unready: "
+                                                 "the failing readiness probe's message")
     image: str | None = Field(None, description="new image from this moment (a rollout)")
     annotations: dict[str, str] = Field(default_factory=dict, description="annotations set at this moment")
 
@@ -57,10 +59,44 @@ class LogStream(_Strict):
     only_while: Gate | None = Field(None, description="log only while this gate holds")
 
 
+class Hang(_Strict):
+    """From `at`, running pods stop making progress while staying attached and ready: a consumer keeps its channel
+    and its prefetched messages unacknowledged, acks nothing and logs nothing. Only replacing the pods (a rollout
+    restart, a rollback, scaling to 0 and back) ends it; pods created later by a scale-up work."""
+
+    at: datetime
+    pods: int | None = Field(None, ge=1, description="how many of the running pods hang (default: all)")
+
+
+class Autoscaler(_Strict):
+    """An autoscaler object that owns the workload's replica count. A `ScaledObject` (KEDA) with a `queue` scales
+    the workload from `min_replicas` up when that queue holds messages and back to `min_replicas` after
+    `cooldown_seconds` with an empty queue, emitting KEDA's events; an HPA is shown with its bounds."""
+
+    kind: Literal["HorizontalPodAutoscaler", "ScaledObject"]
+    name: str | None = Field(None, description="default: the workload's name")
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(ge=1)
+    queue: str | None = Field(None, description="ScaledObject: the RabbitMQ queue whose depth drives it")
+    messages_per_replica: int = Field(20, ge=1, description="ScaledObject: target queue length per replica")
+    cooldown_seconds: int = Field(300, ge=0)
+    polling_seconds: int = Field(30, ge=5)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaler:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
+
+
 class Deployment(_Strict):
     name: str
+    kind: WorkloadKind = "Deployment"
     namespace: str | None = None
     image: str
+    hangs: list[Hang] = Field(default_factory=list)
+    autoscaler: Autoscaler | None = None
+    latency_ms: float = Field(30.0, gt=0, description="mean duration of one request span it serves")
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     replicas: list[ReplicaChange] | Annotated[int, Field(ge=0)] = 1
@@ -72,16 +108,22 @@ class Deployment(_Strict):
 
 class FlowStep(_Strict):
     deployment: str | None = Field(None, description="log this step's message in this deployment")
+    namespace: str | None = Field(None, description="namespace of `deployment` or `call` (default: world's)")
     message: str | None = None
     status: LogStatus = "info"
     attributes: dict[str, Any] = Field(default_factory=dict)
     publish: str | None = Field(None, description="publish one message to this queue")
-    on_publish_failure: FlowStep | None = Field(None, description="logged instead when the broker is down")
+    vhost: str | None = Field(None, description="vhost of the `publish` queue (default: the only queue so named)")
+    on_publish_failure: FlowStep | None = Field(None, description="logged instead when the broker is down or "
+                                                                  "blocks publishers")
+    call: str | None = Field(None, description="a synchronous request to this deployment")
+    on_call_failure: FlowStep | None = Field(None, description="logged when the called deployment has no ready "
+                                                               "pods; the request ends there")
 
     @model_validator(mode="after")
     def _one_action(self) -> FlowStep:
-        if (self.deployment is None) == (self.publish is None):
-            raise ValueError("a step either logs (deployment + message) or publishes (publish)")
+        if sum(x is not None for x in (self.deployment, self.publish, self.call)) != 1:
+            raise ValueError("a step either logs (deployment + message), publishes (publish) or calls (call)")
         if self.deployment is not None and not self.message:
             raise ValueError("a logging step needs a message")
         return self
@@ -101,6 +143,7 @@ class Consumer(_Strict):
     namespace: str | None = None
     per_replica: int = Field(1, ge=1)
     rate_per_min: float = Field(600.0, gt=0, description="messages one consumer can process per minute")
+    prefetch: int = Field(10, ge=1, description="unacknowledged messages one consumer may hold (basic.qos)")
     message: str | None = Field(None, description="logged per consumed message; {id} is the publisher's id")
     status: LogStatus = "info"
 
@@ -110,13 +153,32 @@ class Queue(_Strict):
     vhost: str = "/"
     durable: bool = False
     initial_depth: int = Field(0, ge=0)
-    consumer: Consumer | None = None
+    consumer: Consumer | None = Field(None, description="shorthand for a single entry of `consumers`")
+    consumers: list[Consumer] = Field(default_factory=list, description="every workload consuming the queue")
+
+    @model_validator(mode="after")
+    def _one_consumer_list(self) -> Queue:
+        if self.consumer is not None:
+            if self.consumers:
+                raise ValueError("give either consumer or consumers, not both")
+            self.consumers = [self.consumer]
+            self.consumer = None
+        return self
+
+
+class BrokerAlarm(_Strict):
+    """A RabbitMQ resource alarm: while it is set the broker blocks every publishing connection."""
+
+    resource: Literal["memory", "disk"]
+    at: datetime
+    until: datetime | None = None
 
 
 class Broker(_Strict):
     deployment: str
     namespace: str | None = None
     node: str = "rabbit@rabbitmq"
+    alarms: list[BrokerAlarm] = Field(default_factory=list)
 
 
 class MetricPoint(_Strict):
@@ -147,13 +209,14 @@ class ExplicitEvent(_Strict):
 class ExplicitLog(_Strict):
     at: datetime
     deployment: str
+    namespace: str | None = None
     message: str
     status: LogStatus = "info"
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class Fault(_Strict):
-    source: Literal["logs", "metrics", "kubernetes", "rabbitmq"]
+    source: Literal["logs", "metrics", "kubernetes", "rabbitmq", "events"]
     error: Literal["rate_limited", "server_error", "timeout"] | None = None
     calls: int | None = Field(None, ge=1, description="fail only the first N calls (None: every call)")
     drop_from: datetime | None = Field(None, description="with drop_to: telemetry missing in this window")
@@ -180,31 +243,49 @@ class World(_Strict):
     metrics: list[ExtraMetric] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
+    def workload_key(self, name: str, namespace: str | None) -> tuple[str, str]:
+        return namespace or self.namespace, name
+
     @model_validator(mode="after")
     def _references_exist(self) -> World:
-        names = {d.name for d in self.deployments}
+        known = {self.workload_key(d.name, d.namespace) for d in self.deployments}
         queues = {q.name for q in self.queues}
         problems: list[str] = []
+
+        def check(owner: str, name: str, namespace: str | None) -> None:
+            ns, _ = self.workload_key(name, namespace)
+            if (ns, name) not in known:
+                problems.append(f"{owner} names unknown deployment {ns}/{name}")
+
         for flow in self.flows:
             for step in flow.steps:
-                for s in (step, step.on_publish_failure):
-                    if s and s.deployment and s.deployment not in names:
-                        problems.append(f"flow {flow.name!r} logs in unknown deployment {s.deployment!r}")
+                for s in (step, step.on_publish_failure, step.on_call_failure):
+                    if s and s.deployment:
+                        check(f"flow {flow.name!r}", s.deployment, s.namespace)
+                    if s and s.call:
+                        check(f"flow {flow.name!r} call", s.call, s.namespace)
                     if s and s.publish and s.publish not in queues:
                         problems.append(f"flow {flow.name!r} publishes to unknown queue {s.publish!r}")
         for queue in self.queues:
-            if queue.consumer and queue.consumer.deployment not in names:
-                problems.append(f"queue {queue.name!r} consumer {queue.consumer.deployment!r} is not a deployment")
-        if self.broker and self.broker.deployment not in names:
-            problems.append(f"broker deployment {self.broker.deployment!r} is not a deployment")
+            for consumer in queue.consumers:
+                check(f"queue {queue.name!r} consumer", consumer.deployment, consumer.namespace)
+        if self.broker:
+            check("broker", self.broker.deployment, self.broker.namespace)
         for log in self.logs:
-            if log.deployment not in names:
-                problems.append(f"log at {log.at} names unknown deployment {log.deployment!r}")
+            check(f"log at {log.at}", log.deployment, log.namespace)
         gates = [(f"flow {f.name!r}", f.only_while) for f in self.flows] + [
             (f"log stream of {d.name!r}", stream.only_while) for d in self.deployments for stream in d.logs]
         for owner, gate in gates:
-            if gate is not None and gate.deployment not in names:
-                problems.append(f"{owner} is gated on unknown deployment {gate.deployment!r}")
+            if gate is not None:
+                check(f"{owner} gate", gate.deployment, gate.namespace)
+        for d in self.deployments:
+            if d.autoscaler and d.autoscaler.queue and d.autoscaler.queue not in queues:
+                problems.append(f"autoscaler of {d.name!r} watches unknown queue {d.autoscaler.queue!r}")
+        duplicates = sorted({f"{ns}/{n}" for ns, n in known
+                             if sum(1 for d in self.deployments if self.workload_key(d.name, d.namespace) == (ns, n))
+                             > 1})
+        if duplicates:
+            problems.append(f"deployments defined twice: {', '.join(duplicates)}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -408,10 +489,11 @@ def merge(base: Any, override: Any) -> Any:
         return merged
     named = lambda items: all(isinstance(i, dict) and "name" in i for i in items)  # noqa: E731
     if isinstance(base, list) and isinstance(override, list) and override and named(base) and named(override):
-        by_name = {item["name"]: item for item in base}
+        key = lambda item: (item["name"], item.get("namespace"))  # noqa: E731
+        by_key = {key(item): item for item in base}
         for item in override:
-            by_name[item["name"]] = merge(by_name[item["name"]], item) if item["name"] in by_name else item
-        return list(by_name.values())
+            by_key[key(item)] = merge(by_key[key(item)], item) if key(item) in by_key else item
+        return list(by_key.values())
     return override
 
 

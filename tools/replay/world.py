@@ -14,7 +14,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tools.datadog.protocol import LogRecord
 from tools.kubernetes.protocol import KubeEvent
@@ -22,6 +22,7 @@ from tools.replay.scenario import (
     Deployment,
     FlowStep,
     Gate,
+    Hang,
     LogStatus,
     PodState,
     Queue,
@@ -32,6 +33,10 @@ from tools.replay.scenario import (
 TICK = timedelta(seconds=5)
 METRIC_INTERVAL = 15
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_ready_failing(pod: PodSim, now: datetime) -> bool:
+    return (now - pod.created).total_seconds() >= 10
 
 
 def _stable_hash(*parts: object) -> int:
@@ -55,6 +60,7 @@ class PodSim:
     reason: str | None
     node: str
     ip: str = ""
+    hung: bool = False
 
     def ready_at(self, startup: int) -> datetime:
         return self.created + timedelta(seconds=startup)
@@ -90,6 +96,9 @@ class DeploymentSim:
     annotations: dict[str, str]
     pods: list[PodSim] = field(default_factory=list)
     pod_counter: int = 0
+    hangs: list[Hang] = field(default_factory=list)
+    last_poll: datetime | None = None
+    idle_since: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -104,6 +113,9 @@ class DeploymentSim:
             1 for p in self.pods if p.state == "running" and p.ready_at(self.spec.startup_seconds) <= now
         )
 
+    def ready_pods(self, now: datetime) -> list[PodSim]:
+        return [p for p in self.pods if p.state == "running" and p.ready_at(self.spec.startup_seconds) <= now]
+
     def crashing(self) -> bool:
         return any(p.state == "crashloop" for p in self.pods)
 
@@ -114,15 +126,42 @@ class QueueSim:
     ready: deque[dict[str, str]]
     published: int = 0
     delivered: int = 0
+    acked: int = 0
     last_activity: datetime | None = None
-    consume_credit: float = 0.0
+    consume_credit: dict[int, float] = field(default_factory=dict)
+    unacked: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # pod name -> messages it holds
+
+    def unacked_count(self) -> int:
+        return sum(len(held) for held in self.unacked.values())
+
+
+class QueueState(NamedTuple):
+    ready: int
+    consumers: int
+    published: int
+    delivered: int
+    up: bool
+    unacked: int = 0
+    acked: int = 0
+    working: int = 0  # consumers that are making progress
+
+
+@dataclass
+class Request:
+    """One span a service served, for the APM trace metrics."""
+
+    at: datetime
+    namespace: str
+    service: str
+    error: bool
+    seconds: float
 
 
 @dataclass
 class Snapshot:
     time: datetime
     deployments: dict[tuple[str, str], tuple[int, int, int, int]]  # desired, available, pods, restarts
-    queues: dict[tuple[str, str], tuple[int, int, int, int, bool]]  # ready, consumers, published, delivered, up
+    queues: dict[tuple[str, str], QueueState]
 
 
 class World:
@@ -134,6 +173,7 @@ class World:
         self.logs: list[LogRecord] = []
         self.events: list[KubeEvent] = []
         self.snapshots: list[Snapshot] = []
+        self.requests: list[Request] = []
         self.deployments: dict[tuple[str, str], DeploymentSim] = {}
         self._timelines: dict[tuple[str, str], list[ReplicaChange]] = {}
         self._counter = 0
@@ -159,6 +199,9 @@ class World:
     def namespace(self) -> str:
         return self.scenario.world.namespace
 
+    def sim(self, name: str, namespace: str | None = None) -> DeploymentSim:
+        return self.deployments[(namespace or self.namespace, name)]
+
     def _add_deployment(self, spec: Deployment) -> None:
         namespace = spec.namespace or self.namespace
         timeline = (
@@ -167,7 +210,9 @@ class World:
         )
         first = timeline[0]
         revision = self._new_revision(spec.name, 1, first.image or spec.image, first.pod_state, first.reason)
-        sim = DeploymentSim(spec, namespace, 0, revision, [revision], dict(spec.annotations))
+        sim = DeploymentSim(spec, namespace, 0, revision, [revision], dict(spec.annotations),
+                            hangs=sorted((h for h in spec.hangs if h.at <= self.scenario.clock.now),
+                                         key=lambda h: h.at))
         self.deployments[(namespace, spec.name)] = sim
         self._timelines[(namespace, spec.name)] = list(timeline)
         # Changes after the clock are the recorded future; a replay only moves past `now` through actions.
@@ -197,22 +242,35 @@ class World:
     # ---- pods and events -------------------------------------------------------------------------------
 
     def replica_set(self, sim: DeploymentSim) -> str:
-        return f"{sim.name}-{sim.revision.template_hash}"
+        """The controller object that owns the pods: a ReplicaSet per revision, or the StatefulSet itself."""
+        return sim.name if sim.spec.kind == "StatefulSet" else f"{sim.name}-{sim.revision.template_hash}"
+
+    def _owner_kind(self, sim: DeploymentSim) -> str:
+        return "StatefulSet" if sim.spec.kind == "StatefulSet" else "ReplicaSet"
+
+    def _pod_name(self, sim: DeploymentSim) -> str:
+        if sim.spec.kind == "StatefulSet":
+            taken = {p.name for p in sim.pods}
+            return next(f"{sim.name}-{i}" for i in range(len(taken) + 1) if f"{sim.name}-{i}" not in taken)
+        return f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.name, sim.pod_counter)}"
 
     def _create_pod(self, sim: DeploymentSim, at: datetime, *, emit: bool = True) -> None:
         sim.pod_counter += 1
-        name = f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.name, sim.pod_counter)}"
+        name = self._pod_name(sim)
         node = f"node-{_stable_hash(self.scenario.seed, name) % 3 + 1}"
         address = _stable_hash(self.scenario.seed, name, "ip")
         ip = f"10.{36 + address % 8}.{(address >> 8) % 256}.{(address >> 16) % 250 + 2}"
         pod = PodSim(name, at, sim.revision.pod_state, sim.revision.reason, node, ip)
         sim.pods.append(pod)
         if emit:
-            self._event(sim.namespace, "ReplicaSet", self.replica_set(sim), "SuccessfulCreate",
-                        f"Created pod: {name}", at, source="replicaset-controller")
+            owner = self._owner_kind(sim)
+            self._event(sim.namespace, owner, self.replica_set(sim), "SuccessfulCreate",
+                        f"Created pod: {name}" if owner == "ReplicaSet"
+                        else f"create Pod {name} in StatefulSet {sim.name} successful", at,
+                        source=f"{owner.lower()}-controller")
             self._event(sim.namespace, "Pod", name, "Scheduled",
                         f"Successfully assigned {sim.namespace}/{name} to {node}", at, source="default-scheduler")
-            if pod.state in ("running", "crashloop"):
+            if pod.state in ("running", "crashloop", "unready"):
                 self._event(sim.namespace, "Pod", name, "Started", f"Started container {sim.name}",
                             at + timedelta(seconds=2), source="kubelet")
             if pod.state == "imagepull":
@@ -221,9 +279,15 @@ class World:
 
     def _delete_pod(self, sim: DeploymentSim, pod: PodSim, at: datetime, rs_name: str) -> None:
         sim.pods.remove(pod)
+        for queue in self.queues.values():  # a closed channel's unacknowledged messages are requeued
+            held = queue.unacked.pop(pod.name, [])
+            queue.ready.extendleft(reversed(held))
+        owner = self._owner_kind(sim)
         self._event(sim.namespace, "Pod", pod.name, "Killing", f"Stopping container {sim.name}", at, source="kubelet")
-        self._event(sim.namespace, "ReplicaSet", rs_name, "SuccessfulDelete", f"Deleted pod: {pod.name}", at,
-                    source="replicaset-controller")
+        self._event(sim.namespace, owner, rs_name, "SuccessfulDelete",
+                    f"Deleted pod: {pod.name}" if owner == "ReplicaSet"
+                    else f"delete Pod {pod.name} in StatefulSet {sim.name} successful", at,
+                    source=f"{owner.lower()}-controller")
 
     def _event(self, namespace: str, kind: str, name: str, reason: str, message: str, at: datetime,
                type_: str = "Normal", source: str | None = None) -> None:
@@ -236,9 +300,10 @@ class World:
             return
         rs_name = self.replica_set(sim)
         verb = "down" if replicas < before else "up"
-        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
-                    f"Scaled {verb} replica set {rs_name} to {replicas} from {before}", at,
-                    source="deployment-controller")
+        if sim.spec.kind == "Deployment":
+            self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                        f"Scaled {verb} replica set {rs_name} to {replicas} from {before}", at,
+                        source="deployment-controller")
         sim.desired = replicas
         while len(sim.pods) > replicas:
             self._delete_pod(sim, sim.pods[-1], at, rs_name)
@@ -304,22 +369,32 @@ class World:
         broker = self.scenario.world.broker
         if broker is None:
             return True
-        sim = self.deployments[(broker.namespace or self.namespace, broker.deployment)]
-        return sim.available(at) > 0
+        return self.sim(broker.deployment, broker.namespace).available(at) > 0
+
+    def alarms(self, at: datetime) -> list[str]:
+        """Resource alarms set on the broker at `at` ('memory', 'disk'); while any is set, publishers are blocked."""
+        broker = self.scenario.world.broker
+        if broker is None or not self.broker_up(at):
+            return []
+        return [a.resource for a in broker.alarms if a.at <= at and (a.until is None or at < a.until)]
+
+    def _attached(self, queue: Queue, at: datetime) -> list[tuple[int, DeploymentSim, PodSim]]:
+        """(consumer index, workload, pod) for every consuming pod attached to the broker at `at`."""
+        if not self.broker_up(at):
+            return []
+        return [(index, sim, pod) for index, consumer in enumerate(queue.consumers)
+                for sim in [self.sim(consumer.deployment, consumer.namespace)] for pod in sim.ready_pods(at)]
 
     def consumer_hosts(self, queue: Queue, at: datetime) -> list[str]:
         """The address of each attached consumer, as the broker reports its channel's peer host."""
-        if queue.consumer is None or not self.broker_up(at):
-            return []
-        sim = self.deployments[(queue.consumer.namespace or self.namespace, queue.consumer.deployment)]
-        ready = [p.ip for p in sim.pods if p.state == "running" and p.ready_at(sim.spec.startup_seconds) <= at]
-        return [ip for ip in ready for _ in range(queue.consumer.per_replica)]
+        return [pod.ip for index, _, pod in self._attached(queue, at)
+                for _ in range(queue.consumers[index].per_replica)]
 
     def consumers(self, queue: Queue, at: datetime) -> int:
-        if queue.consumer is None or not self.broker_up(at):
-            return 0
-        sim = self.deployments[(queue.consumer.namespace or self.namespace, queue.consumer.deployment)]
-        return sim.available(at) * queue.consumer.per_replica
+        return len(self.consumer_hosts(queue, at))
+
+    def working_consumers(self, queue: Queue, at: datetime) -> int:
+        return sum(queue.consumers[index].per_replica for index, _, pod in self._attached(queue, at) if not pod.hung)
 
     def advance_to(self, until: datetime) -> None:
         while self.now + TICK <= until:
@@ -341,10 +416,17 @@ class World:
         for key, timeline in self._timelines.items():
             while timeline and timeline[0].at < end:
                 self._apply_change(self.deployments[key], timeline.pop(0))
+        for sim in self.deployments.values():
+            while sim.hangs and sim.hangs[0].at < end:
+                hang = sim.hangs.pop(0)
+                for pod in [p for p in sim.ready_pods(hang.at) if not p.hung][:hang.pods or len(sim.pods)]:
+                    pod.hung = True
+            if sim.spec.autoscaler is not None:
+                self._autoscale(sim, end)
         while self._pending_logs and self._pending_logs[0].at < end:
             log = self._pending_logs.pop(0)
-            sim = self.deployments[(self.namespace, log.deployment)]
-            self._log(sim, log.at, log.message, log.status, {}, dict(log.attributes))
+            sim = self.sim(log.deployment, log.namespace)
+            self._log(sim, log.at, log.message, log.status, {}, dict(log.attributes), include_hung=True)
         for flow in self.scenario.world.flows:
             if (flow.start and end <= flow.start) or (flow.end and begin >= flow.end):
                 continue
@@ -362,10 +444,40 @@ class World:
                         continue
                     self._log(sim, at, stream.message, stream.status, self._message_vars(), dict(stream.attributes))
 
+    def _autoscale(self, sim: DeploymentSim, at: datetime) -> None:
+        """KEDA's loop for a queue-driven ScaledObject: activate from 0 when the queue holds messages, scale up
+        to the target length per replica, deactivate to the minimum after the cooldown with an empty queue."""
+        scaler = sim.spec.autoscaler
+        if scaler is None or scaler.kind != "ScaledObject" or scaler.queue is None:
+            return
+        if sim.last_poll is not None and (at - sim.last_poll).total_seconds() < scaler.polling_seconds:
+            return
+        sim.last_poll = at
+        queue = next(q for q in self.queues.values() if q.spec.name == scaler.queue)
+        depth = len(queue.ready) + queue.unacked_count() if self.broker_up(at) else 0
+        name = scaler.name or sim.name
+        target = f"apps/v1.{sim.spec.kind} {sim.namespace}/{sim.name}"
+        if depth > 0:
+            sim.idle_since = None
+            wanted = min(scaler.max_replicas, max(scaler.min_replicas, 1, -(-depth // scaler.messages_per_replica)))
+            if wanted > sim.desired:
+                if sim.desired == 0:
+                    self._event(sim.namespace, "ScaledObject", name, "KEDAScaleTargetActivated",
+                                f"Scaled {target} from 0 to {wanted}", at, source="keda-operator")
+                self._scale(sim, wanted, at)
+            return
+        sim.idle_since = sim.idle_since or at
+        idle = (at - sim.idle_since).total_seconds()
+        if sim.desired > scaler.min_replicas and idle >= scaler.cooldown_seconds:
+            self._event(sim.namespace, "ScaledObject", name, "KEDAScaleTargetDeactivated",
+                        f"Deactivated {target} from {sim.desired} to {scaler.min_replicas}", at,
+                        source="keda-operator")
+            self._scale(sim, scaler.min_replicas, at)
+
     def gate_open(self, gate: Gate | None, at: datetime) -> bool:
         if gate is None:
             return True
-        sim = self.deployments[(gate.namespace or self.namespace, gate.deployment)]
+        sim = self.sim(gate.deployment, gate.namespace)
         if gate.up is not None and (sim.available(at) > 0) != gate.up:
             return False
         if gate.image is not None and sim.revision.image != gate.image:
@@ -380,54 +492,97 @@ class World:
             return sim.crashing()
         return sim.available(at) > 0
 
+    def _queue_named(self, name: str, vhost: str | None) -> QueueSim:
+        if vhost is not None:
+            return self.queues[(vhost, name)]
+        return self.queues.get(("/", name)) or next(q for q in self.queues.values() if q.spec.name == name)
+
     def _run_flow(self, steps: list[FlowStep], at: datetime) -> None:
         variables = self._message_vars()
+        caller: DeploymentSim | None = None
         for index, step in enumerate(steps):
             moment = at + timedelta(milliseconds=15 * index)
             if step.publish:
-                queue = self.queues[("/", step.publish)] if ("/", step.publish) in self.queues else next(
-                    q for q in self.queues.values() if q.spec.name == step.publish)
-                if self.broker_up(moment):
+                queue = self._queue_named(step.publish, step.vhost)
+                if self.broker_up(moment) and not self.alarms(moment):
                     queue.ready.append(dict(variables))
                     queue.published += 1
                     queue.last_activity = moment
                 elif step.on_publish_failure:
-                    failure = step.on_publish_failure
-                    if failure.deployment and failure.message:
-                        sim = self.deployments[(self.namespace, failure.deployment)]
-                        self._log(sim, moment, failure.message, failure.status, variables, dict(failure.attributes))
+                    self._log_step(step.on_publish_failure, moment, variables)
                 continue
+            if step.call:
+                callee = self.sim(step.call, step.namespace)
+                serving = [p for p in callee.ready_pods(moment) if not p.hung]
+                if serving:
+                    self._request(callee, moment, error=False)
+                    continue
+                # refused at once when nothing listens; times out when the pods accept but never answer
+                seconds = 5.0 if callee.ready_pods(moment) else 0.005
+                failure = step.on_call_failure
+                if failure is not None:
+                    self._log_step(failure, moment, variables)
+                if caller is not None:
+                    self._request(caller, moment, error=True, seconds=seconds)
+                return
             assert step.deployment and step.message
-            sim = self.deployments[(self.namespace, step.deployment)]
+            sim = self.sim(step.deployment, step.namespace)
             if sim.available(moment) == 0:
                 return
+            caller = sim
             self._log(sim, moment, step.message, step.status, variables, dict(step.attributes))
+            self._request(sim, moment, error=step.status in ("error", "critical"))
+
+    def _log_step(self, step: FlowStep, at: datetime, variables: dict[str, str]) -> None:
+        if step.deployment and step.message:
+            sim = self.sim(step.deployment, step.namespace)
+            self._log(sim, at, step.message, step.status, variables, dict(step.attributes))
+
+    def _request(self, sim: DeploymentSim, at: datetime, *, error: bool, seconds: float | None = None) -> None:
+        service = sim.labels.get("app", sim.labels.get("name", sim.name))
+        spread = (_stable_hash(self.scenario.seed, service, at) % 1000) / 1000  # not self.rng: arrivals stay put
+        duration = seconds if seconds is not None else sim.spec.latency_ms / 1000 * (0.5 + spread)
+        self.requests.append(Request(at, sim.namespace, service, error, duration))
 
     def _consume(self, queue: QueueSim, begin: datetime, end: datetime) -> None:
-        consumers = self.consumers(queue.spec, end)
-        if consumers == 0 or queue.spec.consumer is None:
-            queue.consume_credit = 0.0
-            return
-        consumer = queue.spec.consumer
-        queue.consume_credit += consumers * consumer.rate_per_min * (end - begin).total_seconds() / 60.0
-        sim = self.deployments[(consumer.namespace or self.namespace, consumer.deployment)]
-        step = (end - begin) / max(1, len(queue.ready))
-        index = 0
-        while queue.ready and queue.consume_credit >= 1.0:
-            variables = queue.ready.popleft()
-            queue.consume_credit -= 1.0
-            queue.delivered += 1
-            moment = begin + step * index + timedelta(milliseconds=40)
-            index += 1
-            queue.last_activity = moment
-            if consumer.message:
-                self._log(sim, moment, consumer.message, consumer.status, variables, {})
-        if not queue.ready:
-            queue.consume_credit = min(queue.consume_credit, 1.0)
+        """Hung consumers fill their prefetch once and hold it; working ones deliver, ack and log."""
+        attached = self._attached(queue.spec, end)
+        for index, consumer in enumerate(queue.spec.consumers):
+            pods = [(sim, pod) for i, sim, pod in attached if i == index]
+            for _, pod in pods:
+                if pod.hung:
+                    held = queue.unacked.setdefault(pod.name, [])
+                    while queue.ready and len(held) < consumer.prefetch * consumer.per_replica:
+                        held.append(queue.ready.popleft())
+                        queue.delivered += 1
+            working = sum(consumer.per_replica for _, pod in pods if not pod.hung)
+            if not working:
+                queue.consume_credit[index] = 0.0
+                continue
+            credit = queue.consume_credit.get(index, 0.0)
+            credit += working * consumer.rate_per_min * (end - begin).total_seconds() / 60.0
+            sim = pods[0][0]
+            step = (end - begin) / max(1, len(queue.ready))
+            count = 0
+            while queue.ready and credit >= 1.0:
+                variables = queue.ready.popleft()
+                credit -= 1.0
+                queue.delivered += 1
+                queue.acked += 1
+                moment = begin + step * count + timedelta(milliseconds=40)
+                count += 1
+                queue.last_activity = moment
+                if consumer.message:
+                    self._log(sim, moment, consumer.message, consumer.status, variables, {})
+            queue.consume_credit[index] = min(credit, 1.0) if not queue.ready else credit
 
     def _log(self, sim: DeploymentSim, at: datetime, template: str, status: LogStatus,
-             variables: dict[str, str], attributes: dict[str, Any]) -> None:
-        pods = [p for p in sim.pods if p.state != "running" or p.ready_at(sim.spec.startup_seconds) <= at] or sim.pods
+             variables: dict[str, str], attributes: dict[str, Any], *, include_hung: bool = False) -> None:
+        """One line from one of the workload's pods; a hung pod writes nothing (unless the line is explicit)."""
+        live = [p for p in sim.pods if include_hung or not p.hung]
+        if sim.pods and not live:
+            return
+        pods = [p for p in live if p.state != "running" or p.ready_at(sim.spec.startup_seconds) <= at] or live
         pod = pods[self.rng.randrange(len(pods))] if pods else None
         try:
             message = template.format(**variables) if variables else template
@@ -448,7 +603,8 @@ class World:
             for key, sim in self.deployments.items()
         }
         queues = {
-            key: (len(q.ready), self.consumers(q.spec, at), q.published, q.delivered, self.broker_up(at))
+            key: QueueState(len(q.ready), self.consumers(q.spec, at), q.published, q.delivered, self.broker_up(at),
+                            q.unacked_count(), q.acked, self.working_consumers(q.spec, at))
             for key, q in self.queues.items()
         }
         self.snapshots.append(Snapshot(at, deployments, queues))
@@ -469,6 +625,12 @@ class World:
                         message=f"Back-off restarting failed container {sim.name} in pod {pod.name}",
                         kind="Pod", name=pod.name, source="kubelet",
                         first_seen=pod.created + timedelta(seconds=15), last_seen=self.now, count=restarts))
+                if pod.state == "unready" and now_ready_failing(pod, self.now):
+                    events.append(KubeEvent(
+                        namespace=sim.namespace, type="Warning", reason="Unhealthy",
+                        message=f"Readiness probe failed: {pod.reason or 'HTTP probe failed with statuscode: 503'}",
+                        kind="Pod", name=pod.name, source="kubelet", first_seen=pod.created + timedelta(seconds=10),
+                        last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 10))))
                 if pod.state == "imagepull":
                     events.append(KubeEvent(
                         namespace=sim.namespace, type="Warning", reason="BackOff",
