@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agent.llm.base import ChatModel, ModelError
 from agent.run import run_investigation
@@ -23,6 +23,11 @@ from tools.replay import replay_sources
 from tools.replay.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
 
 ModelFactory = Callable[[str, Scenario, int], ChatModel]
+RESULTS_FILE = "results.json"
+
+
+class ResultsError(Exception):
+    """An earlier run's results cannot be used: the message names the file and what to do."""
 
 
 class RunResult(BaseModel):
@@ -42,6 +47,7 @@ class SuiteResult(BaseModel):
     scenarios: list[str]
     trials: int
     runs: list[RunResult] = Field(default_factory=list)
+    merged_from: list[str] = Field(default_factory=list, description="the results files a merged suite came from")
 
     def pass_rate(self, model: str | None = None, scenario: str | None = None) -> float:
         chosen = [r for r in self.runs if model in (None, r.model) and scenario in (None, r.scenario)]
@@ -134,6 +140,73 @@ def run_suite(scenarios: list[Scenario], models: list[str], trials: int, factory
 
 def load_results(path: Path) -> SuiteResult:
     return SuiteResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _results_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ResultsError(f"{path}: no such folder; pass a folder an eval run wrote (sre-agent eval --report DIR)")
+    if (path / RESULTS_FILE).is_file():
+        return [path / RESULTS_FILE]
+    nested = sorted(child / RESULTS_FILE for child in path.iterdir() if (child / RESULTS_FILE).is_file())
+    if not nested:
+        raise ResultsError(f"{path}: no {RESULTS_FILE} in it or in its subfolders; pass a folder an eval run wrote "
+                           "(sre-agent eval --report DIR)")
+    return nested
+
+
+def _read_results(path: Path) -> SuiteResult:
+    try:
+        return load_results(path)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ResultsError(f"{path}: cannot be read ({reason}); check the path and its permissions") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); re-run the "
+                           "eval or fetch the artifact again") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not UTF-8 text; re-run the eval or fetch the artifact again") from None
+    except ValidationError as exc:
+        problems = exc.errors()
+        where = ".".join(str(part) for part in problems[0]["loc"]) or "top level"
+        more = f", and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        message = f"{where}: {problems[0]['msg']}{more}".replace("\n", " ")
+        raise ResultsError(f"{path}: not eval results ({message}); pass a results file written by sre-agent eval") \
+            from None
+
+
+def load_report_dirs(paths: list[Path]) -> list[tuple[Path, SuiteResult]]:
+    """Each path: a folder holding results.json, a folder of such folders (a nightly artifact), or the file itself."""
+    return [(file, _read_results(file)) for path in paths for file in _results_files(path)]
+
+
+def merge_suites(loaded: list[tuple[Path, SuiteResult]]) -> SuiteResult:
+    """One suite from several runs (per-model nightly jobs, or shards of the scenarios), models and scenarios in
+    alphabetical order whatever the order of the inputs; a run found twice is an error naming both files."""
+    seen: dict[tuple[str, str, int], Path] = {}
+    models: list[str] = []
+    scenarios: list[str] = []
+    runs: list[RunResult] = []
+    for path, suite in loaded:
+        for run in suite.runs:
+            key = (run.model, run.scenario, run.trial)
+            if key in seen:
+                where = "given twice" if seen[key].resolve() == path.resolve() else f"also in {seen[key]}"
+                raise ResultsError(f"{path}: {run.model} · {run.scenario} · trial {run.trial} is {where}; "
+                                   "merge the results of different models (or different scenarios) only")
+            seen[key] = path
+            runs.append(run)
+        models += [m for m in suite.models if m not in models]
+        scenarios += [s for s in suite.scenarios if s not in scenarios]
+    models.sort()
+    scenarios.sort()
+    order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in models for s in scenarios)}
+    runs.sort(key=lambda r: (order.get((r.model, r.scenario), len(order)), r.trial))
+    finished = [s.finished for _, s in loaded if s.finished]
+    return SuiteResult(started=min((s.started for _, s in loaded), default=""), finished=max(finished, default=None),
+                       models=models, scenarios=scenarios, trials=max((s.trials for _, s in loaded), default=0),
+                       runs=runs, merged_from=sorted(str(path) for path, _ in loaded))
 
 
 def model_summary(suite: SuiteResult) -> list[dict[str, Any]]:

@@ -23,6 +23,10 @@ SUITE = {
     "planned-maintenance", "decoy-noise", "prompt-injection", "partial-telemetry", "renamed-topology",
     "two-queues-one-stalled", "consumer-imagepull", "traffic-burst-draining", "incident-resolved", "idle-at-zero",
     "downscaled-consumer",
+    "batch-exporter-parked", "standby-consumer-at-zero", "backfill-backlog-draining", "cpu-spike-stale-warnings",
+    "broker-memory-alarm-cleared", "autoscaler-scaled-down", "prod-asked-staging-stalled", "other-team-errors",
+    "prod-stalled-staging-decoy", "tenant-asked-other-crashing", "sync-dependency-at-zero", "rollout-sql-500s",
+    "cache-oomkilled-after-rollout",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()

@@ -126,12 +126,13 @@ def get_queue_stats(
         rows = [QueueRow(vhost=q.vhost, queue=q.name, messages=q.messages, unacked=q.unacked, consumers=q.consumers,
                          publish_rate=q.publish_rate, deliver_rate=q.deliver_rate, ack_rate=q.ack_rate)
                 for q in infos[:MAX_QUEUES]]
-        attention = [q.name for q in infos if _needs_attention(q)]
+        stalled = [q for q in infos if _needs_attention(q)]
+        attention = [q.name for q in stalled]
         vhosts = sorted({q.vhost for q in infos} | ({vhost} if vhost else set()))
         alarms = _alarms(sources)
         summary = f"{len(infos)} queues in vhost{'s' if len(vhosts) > 1 else ''} {', '.join(vhosts) or '-'}; " + (
             "no consumer while receiving or holding messages: " + ", ".join(
-                f"{q.name} ({q.messages} msgs, publish {q.publish_rate}/s)" for q in infos if q.name in attention)
+                f"{q.name} ({q.messages} msgs, publish {q.publish_rate}/s)" for q in stalled)
             if attention else "every non-empty queue has consumers")
         if alarms:
             summary += f"; broker {' and '.join(alarms)} alarm set: publishers are blocked"
