@@ -31,6 +31,7 @@ class VerdictDraft(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     remediation: RemediationDraft | None = None
     security_notes: list[str] = Field(default_factory=list)
+    also_noticed: list[str] = Field(default_factory=list)
 
     def to_remediation(self) -> Remediation | None:
         draft = self.remediation

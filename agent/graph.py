@@ -34,6 +34,7 @@ from agent.guided import (
 from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
 from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
+from agent.scope import Scope, conversation_scope
 from agent.signals import Observation, progress_note, signals_for
 from agent.state import GUIDED_BUDGETS, AgentState, Budgets
 from agent.validator import fallback_verdict, validate
@@ -273,7 +274,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                              {"role": "user", "content": f"That verdict is invalid: {problem}. "
                                                          "Reply with the corrected JSON object only."}]
                 continue
-            verdict, notes = validate(draft, history)
+            verdict, notes = validate(draft, history, _scope(state["messages"], history))
             merged = {**state, **counters}
             return {**counters, "verdict": _finish(verdict, notes, merged, state.get("stop_reason") or "verdict"),
                     "messages": [{"role": "assistant", "content": f"Verdict ({verdict.status}): {verdict.summary}"}]}
@@ -305,3 +306,9 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     graph.add_conditional_edges("tools", after_tools)
     graph.add_edge("verdict", after_verdict(graph) if after_verdict else END)
     return graph.compile(checkpointer=checkpointer)
+
+
+def _scope(messages: list[dict[str, Any]], history: list[Observation]) -> Scope:
+    questions = [str(m.get("content") or "") for m in messages if m.get("role") == "user"
+                 and not str(m.get("content") or "").startswith("[runtime]")]
+    return conversation_scope(questions, [(o.tool, o.args, o.data) for o in history if o.ok])

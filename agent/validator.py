@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agent.drafts import VerdictDraft
+from agent.scope import EVERYTHING, Scope
 from agent.signals import CORE_SIGNALS, Observation, checked_signals
 from agent.verdict import Evidence, Remediation, Verdict
 
@@ -102,8 +103,10 @@ def known_deployments(observations: list[Observation]) -> dict[tuple[str, str], 
     return found
 
 
-def validate(draft: VerdictDraft, history: list[Observation]) -> tuple[Verdict, list[str]]:
+def validate(draft: VerdictDraft, history: list[Observation],
+             scope: Scope = EVERYTHING) -> tuple[Verdict, list[str]]:
     notes: list[str] = []
+    draft = _within_scope(draft, scope, notes)
     by_id = {o.call_id: o for o in history}
     evidence = []
     for item in draft.evidence:
@@ -179,8 +182,29 @@ def validate(draft: VerdictDraft, history: list[Observation]) -> tuple[Verdict, 
     verdict = Verdict(
         status=status, summary=draft.summary, root_cause=root_cause, evidence=evidence, ruled_out=draft.ruled_out,
         impact=draft.impact, confidence=round(confidence, 2), remediation=remediation,
-        security_notes=security_notes)
+        security_notes=security_notes, also_noticed=draft.also_noticed)
     return verdict, notes
+
+
+def _within_scope(draft: VerdictDraft, scope: Scope, notes: list[str]) -> VerdictDraft:
+    """A verdict answers the question asked: a cause outside its scope becomes an 'also noticed' line, and no
+    change is proposed outside it."""
+    update: dict[str, object] = {}
+    remediation = draft.remediation
+    if remediation is not None and remediation.action != "none" and not scope.covers(remediation.namespace):
+        notes.append(f"dropped remediation on {remediation.namespace}/{remediation.name}: outside the question's "
+                     f"scope ({scope.describe()})")
+        update["remediation"] = None
+    component = draft.root_cause.component if draft.root_cause else None
+    if draft.status == "incident" and component is not None and not scope.covers(component.namespace):
+        notes.append(f"{component.ref()} is outside the question's scope ({scope.describe()}): reported as also "
+                     "noticed, not as the answer")
+        cited = sorted({e.tool_call_id for e in draft.evidence})
+        update |= {"status": "inconclusive", "root_cause": None, "remediation": None,
+                   "also_noticed": [*draft.also_noticed, f"{draft.summary} [{', '.join(cited)}]"],
+                   "summary": f"Nothing in scope ({scope.describe()}) explains the question; a problem elsewhere "
+                              f"is reported below."}
+    return draft.model_copy(update=update) if update else draft
 
 
 def fallback_verdict(history: list[Observation], reason: str) -> Verdict:

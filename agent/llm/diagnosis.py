@@ -5,16 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agent.findings import autoscaled_to_rest, mentioned_workloads, serving_failure, stuck_consumers
 from agent.llm.conversation import Seen
+from agent.scope import EVERYTHING, Scope
 from agent.signals import BROKER, ERROR_BURST, MAINTENANCE, consumer_refs
 from agent.sizing import previous_replicas, replicas_to_keep_up
+from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
 
 
 class Diagnosis:
-    def __init__(self, seen: Seen) -> None:
+    def __init__(self, seen: Seen, scope: Scope = EVERYTHING) -> None:
         self.seen = seen
+        self.scope = scope
 
     # ---- inventory -------------------------------------------------------------------------------------
 
@@ -23,7 +27,8 @@ class Diagnosis:
         if not found:
             return []
         rows = found[1].get("namespaces", [])
-        return [r["namespace"] for r in sorted(rows, key=lambda r: (-len(r.get("attention", [])), r["namespace"]))]
+        return [r["namespace"] for r in sorted(rows, key=lambda r: (not self.scope.covers(r["namespace"]),
+                                                                   -len(r.get("attention", [])), r["namespace"]))]
 
     def queue_rows(self) -> list[dict[str, Any]]:
         found = self.seen.find("get_queue_stats", queue=None)
@@ -41,6 +46,15 @@ class Diagnosis:
         found = self.seen.find("get_queue_stats", queue=queue)
         return found if found and "error" not in found[1] else None
 
+    def _in_scope(self, queue: str) -> bool:
+        """A queue belongs to the scope when a consumer of it does, or when nothing consumes it."""
+        refs = self.consumers_of(queue)
+        return not refs or any(self.scope.covers(namespace) for namespace, _ in refs)
+
+    def stuck_queues(self) -> list[str]:
+        return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
+                and stuck_consumers(found[1])]
+
     def stalled_queues(self) -> list[str]:
         stalled = []
         for queue in self.interesting_queues():
@@ -53,7 +67,7 @@ class Diagnosis:
         slow = []
         for queue in self.interesting_queues():
             found = self.queue_stats(queue)
-            if not found or found[1]["consumers"] == 0:
+            if not found or found[1]["consumers"] == 0 or not self._in_scope(queue) or stuck_consumers(found[1]):
                 continue
             trend = found[1].get("depth_trend") or {}
             if trend.get("direction") == "rising" and (trend.get("last") or 0) >= 10:
@@ -73,9 +87,36 @@ class Diagnosis:
         """Deployments below desired or at 0, across the namespaces looked at."""
         found = []
         for _, table in self.tables():
+            if not self.scope.covers(table["namespace"]):
+                continue
             for row in table["deployments"]:
+                detail = self.detail(table["namespace"], row["name"])
+                if detail and autoscaled_to_rest(detail[1]):
+                    continue
                 if row["available"] < row["desired"] or row["desired"] == 0:
                     found.append((table["namespace"], row["name"]))
+        return found
+
+    def workloads(self) -> list[tuple[str, str]]:
+        return [(table["namespace"], row["name"]) for _, table in self.tables() for row in table["deployments"]]
+
+    def named_workloads(self) -> list[tuple[str, str]]:
+        """In-scope workloads the question names."""
+        named = {ref for ref in self.scope.named if "/" in ref and "/queue " not in ref}
+        return [(ns, name) for ns, name in self.workloads() if f"{ns}/{name}" in named and self.scope.covers(ns)]
+
+    def failing_dependencies(self) -> list[tuple[str, str, str]]:
+        """(namespace, name, log call id) of workloads that in-scope callers' error lines name."""
+        found = []
+        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+            names = [name for ns, name in self.workloads() if ns == namespace]
+            for status in ("error", "warn"):
+                logs = self.namespace_logs(namespace, status)
+                if not logs:
+                    continue
+                for name in mentioned_workloads(logs[1], names):
+                    if (namespace, name, logs[0]) not in found and name not in (logs[1].get("by_service") or {}):
+                        found.append((namespace, name, logs[0]))
         return found
 
     def detail(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
@@ -92,7 +133,7 @@ class Diagnosis:
 
     def error_services(self) -> list[tuple[str, str]]:
         services = []
-        for namespace in self.namespaces()[:2]:
+        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
             found = self.namespace_logs(namespace, "error")
             if found and found[1]["total"] >= ERROR_BURST:
                 services += [(namespace, s) for s in found[1]["by_service"]]
@@ -125,7 +166,7 @@ class Diagnosis:
                   "tool_call_id": cid, "observed": {"desired": data["desired"], "available": data["available"]}}]
         events = data.get("events") or []
         notable = [e for e in events if e["type"] == "Warning"] or [e for e in events if e["reason"] in (
-            "ScalingReplicaSet", "Killing", "Failed")]
+            *SCALE_REASONS, "Killing", "Failed")] or events
         if notable:
             event = notable[-1]
             items.append({"signal": "events", "claim": f"{event['object']}: {event['reason']}: {event['message']}",
@@ -175,11 +216,77 @@ class Diagnosis:
         return None
 
     def verdict(self) -> dict[str, Any]:
-        for rule in (self._broker_down, self._stalled_queue, self._slow_queue, self._app_errors):
+        result = self._in_scope_verdict()
+        if not (self.scope.everything and not self.scope.excluded):
+            elsewhere = Diagnosis(self.seen)._in_scope_verdict()
+            component = ((elsewhere.get("root_cause") or {}).get("component") or {})
+            if elsewhere["status"] == "incident" and not self.scope.covers(component.get("namespace")):
+                cited = sorted({e["tool_call_id"] for e in elsewhere["evidence"]})
+                result["also_noticed"] = [f"outside the question's scope ({self.scope.describe()}): "
+                                          f"{elsewhere['summary']} [{', '.join(cited)}]"]
+        return result
+
+    def _in_scope_verdict(self) -> dict[str, Any]:
+        for rule in (self._broker_down, self._stalled_queue, self._stuck_queue, self._failing_dependency,
+                     self._slow_queue, self._app_errors):
             result = rule()
             if result:
                 return result
         return self._healthy()
+
+    def _stuck_queue(self) -> dict[str, Any] | None:
+        for queue in self.stuck_queues():
+            stats = self.queue_stats(queue)
+            assert stats is not None
+            cid, data = stats
+            for namespace, name in self.consumers_of(queue)[:1]:
+                evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
+                evidence += self._log_evidence(namespace, name)
+                evidence.append({"signal": "queue_consumers", "claim": f"{data['consumers']} consumer(s) hold "
+                                 f"{data['unacked']} unacked messages and ack {data['ack_rate']}/s",
+                                 "tool_call_id": cid, "observed": {"unacked": data["unacked"],
+                                                                   "ack_rate": data["ack_rate"]}})
+                remediation = {"action": "rollout_restart", "namespace": namespace, "name": name, "risk": "low",
+                               "rationale": "new pods release the held messages; more replicas of the stuck ones "
+                                            "would leave them held",
+                               "verification": [f"{name} pods replaced and ready", "unacked back to 0",
+                                                "ack rate > 0", "queue depth falling"]}
+                return self._incident(
+                    "consumer_stuck", namespace, name,
+                    f"{queue}'s {data['consumers']} consumer(s) in {name} are attached but stuck: they hold "
+                    f"{data['unacked']} unacknowledged messages and ack nothing while {data['ready']} wait.",
+                    "The consumer pods are running and ready but make no progress (a hang), so work silently stops.",
+                    evidence, remediation, {"broken_flow": f"messages published to {queue} are not processed",
+                                            "backlog": data["messages"]}, 0.8)
+        return None
+
+    def _failing_dependency(self) -> dict[str, Any] | None:
+        for namespace, name, log_cid in self.failing_dependencies():
+            detail = self.detail(namespace, name)
+            if not detail:
+                continue
+            failure = serving_failure(detail[1])
+            if failure is None:
+                continue
+            logs = self.seen.results[log_cid][2]
+            evidence = [{"signal": "errors", "claim": f"callers' error lines name {name}: {logs['summary'][:140]}",
+                         "tool_call_id": log_cid, "observed": {"total": logs["total"]}}]
+            evidence += self._deployment_evidence(namespace, name)
+            remediation = None
+            if failure.action == "scale":
+                remediation = self._scale_back(namespace, name, detail[1], f"restore {name} for its callers")
+                remediation["verification"] = [f"{name} available replicas ≥ {remediation['replicas']}",
+                                                "callers' error rate back to 0"]
+            elif failure.action == "rollback":
+                remediation = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
+                               "rationale": f"{failure.why} since its latest rollout",
+                               "verification": [f"{name} pods Running and ready", "callers' error rate back to 0"]}
+            return self._incident(
+                failure.category, namespace, name,
+                f"Callers fail against {name}: {failure.why}. {logs['total']} error/warning lines name it.",
+                f"{name} cannot serve ({failure.why}), so every request that needs it fails.",
+                evidence, remediation, {"broken_flow": f"requests that depend on {name}"}, 0.8)
+        return None
 
     def _incident(self, category: str, namespace: str, name: str, summary: str, explanation: str,
                   evidence: list[dict[str, Any]], remediation: dict[str, Any] | None, impact: dict[str, Any],
@@ -338,6 +445,13 @@ class Diagnosis:
         for cid, table in self.tables()[:2]:
             evidence.append({"signal": "replicas", "claim": table["summary"], "tool_call_id": cid,
                              "observed": {"attention": table["attention"]}})
+        for namespace, name in self.named_workloads():
+            evidence += self._deployment_evidence(namespace, name)
+        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+            found = self.namespace_logs(namespace, "error")
+            if found:
+                evidence.append({"signal": "errors", "claim": f"{namespace}: {found[1]['summary'][:160]}",
+                                 "tool_call_id": found[0], "observed": {"total": found[1]["total"]}})
         paused = []
         for namespace, name in self.candidates():
             detail = self.detail(namespace, name)

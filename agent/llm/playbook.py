@@ -14,6 +14,7 @@ from typing import Any
 from agent.llm.base import AssistantTurn, Message, ToolCall
 from agent.llm.conversation import Seen, read_conversation
 from agent.llm.diagnosis import SILENT_WINDOW, Diagnosis
+from agent.scope import Scope, conversation_scope
 
 
 class PlaybookPolicy:
@@ -34,21 +35,23 @@ class PlaybookPolicy:
                  response_schema: dict[str, Any] | None = None) -> AssistantTurn:
         seen = read_conversation(messages)
         self._counter = max([self._counter, *[int(c[3:]) for c in seen.order if c.startswith("pb_")]])
+        asked = messages[:-1] if response_schema is not None else messages  # the last one asks for the verdict
+        scope = conversation_scope(_human_questions(asked), [seen.results[c] for c in seen.order])
         if response_schema is not None:
-            return AssistantTurn(content=json.dumps(Diagnosis(seen).verdict()))
+            return AssistantTurn(content=json.dumps(Diagnosis(seen, scope).verdict()))
         question = _last_human_question(messages)
         if question and _answered_before(messages):
-            return self._follow_up(seen, question, messages)
-        calls = self._next_calls(seen)
+            return self._follow_up(seen, question, messages, scope)
+        calls = self._next_calls(seen, scope)
         if calls:
             return AssistantTurn(tool_calls=calls)
-        return AssistantTurn(content=Diagnosis(seen).verdict()["summary"])
+        return AssistantTurn(content=Diagnosis(seen, scope).verdict()["summary"])
 
-    def _next_calls(self, seen: Seen) -> list[ToolCall]:
+    def _next_calls(self, seen: Seen, scope: Scope) -> list[ToolCall]:
         if not seen.calls("list_namespaces"):
             return [self._call("list_namespaces"), self._call("get_queue_stats")]
         calls: list[ToolCall] = []
-        diagnosis = Diagnosis(seen)
+        diagnosis = Diagnosis(seen, scope)
         for namespace in diagnosis.namespaces()[:3]:
             if not seen.find("get_deployment", namespace=namespace, name=None):
                 calls.append(self._call("get_deployment", namespace=namespace))
@@ -79,15 +82,28 @@ class PlaybookPolicy:
                     calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         if calls:
             return calls
-        for namespace, name in diagnosis.error_services()[:3]:
+        if calls:
+            return calls
+        wanted = [*diagnosis.error_services()[:3], *[(ns, n) for ns, n, _ in diagnosis.failing_dependencies()[:3]],
+                  *diagnosis.named_workloads()[:3]]
+        wanted += [ref for q in diagnosis.stuck_queues()[:2] for ref in diagnosis.consumers_of(q)[:1]]
+        for namespace, name in dict.fromkeys(wanted):
             if not seen.find("get_deployment", namespace=namespace, name=name):
                 calls.append(self._call("get_deployment", namespace=namespace, name=name))
+        if not (scope.everything and not scope.excluded):  # enough to say what is wrong elsewhere, too
+            wanted = [ref for ref in Diagnosis(seen).candidates() if not scope.covers(ref[0])][:2]
+            calls += [self._call("get_deployment", namespace=ns, name=n) for ns, n in wanted
+                      if not seen.find("get_deployment", namespace=ns, name=n)]
+        for namespace, name in [ref for q in diagnosis.stuck_queues()[:2] for ref in diagnosis.consumers_of(q)[:1]]:
+            query = f"kube_namespace:{namespace} service:{name}"
+            if not seen.find("search_logs", query=query):
+                calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         return calls
 
-    def _follow_up(self, seen: Seen, question: str, messages: list[Message]) -> AssistantTurn:
+    def _follow_up(self, seen: Seen, question: str, messages: list[Message], scope: Scope) -> AssistantTurn:
         lowered = question.lower()
         since = _calls_since_last_question(messages)
-        diagnosis = Diagnosis(seen)
+        diagnosis = Diagnosis(seen, scope)
         if not since:
             wanted: list[ToolCall] = []
             if "queue" in lowered:
@@ -103,6 +119,11 @@ class PlaybookPolicy:
             lines = [f"{cid}: {seen.results[cid][2].get('summary', '')}" for cid in since if cid in seen.results]
             return AssistantTurn(content="\n".join(lines))
         return AssistantTurn(content=diagnosis.what_if(question))
+
+
+def _human_questions(messages: list[Message]) -> list[str]:
+    return [str(m.get("content")) for m in messages
+            if m.get("role") == "user" and not str(m.get("content", "")).startswith("[runtime]")]
 
 
 def _last_human_question(messages: list[Message]) -> str | None:

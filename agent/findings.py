@@ -1,0 +1,79 @@
+"""Facts an experienced SRE reads off tool results, each defined once and naming the call it rests on.
+
+These work on the typed results as the tools return them (dicts of their pydantic models): a consumer that is
+attached but makes no progress; callers whose errors name a workload that cannot serve; how a workload that
+cannot serve is failing, and what would bring it back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ERROR_STATUSES = ("error", "critical", "warn", "warning")
+
+
+def stuck_consumers(queue: dict[str, Any]) -> bool:
+    """Consumers attached but making no progress: they hold unacknowledged messages (their prefetch) and acked
+    nothing over the last minute while messages wait. Restarting their pods releases the messages; more
+    replicas of the same pods would leave them held."""
+    return bool(queue.get("consumers")) and (queue.get("unacked") or 0) > 0 and not (queue.get("ack_rate") or 0) \
+        and (queue.get("consumer_utilisation") in (0, 0.0, None) or (queue.get("ready") or 0) > 0)
+
+
+def mentioned_workloads(log_result: dict[str, Any], names: list[str]) -> list[str]:
+    """Workload names that the error/warning lines of a search_logs result mention (e.g. a refused address)."""
+    text = " ".join(str(line.get("message", "")) for line in log_result.get("samples") or []
+                    if str(line.get("status", "")).lower() in ERROR_STATUSES)
+    found = []
+    for name in sorted(names, key=len, reverse=True):
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) and name not in found:
+            found.append(name)
+    return found
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a workload is failing to serve, from its get_deployment detail."""
+
+    category: str
+    action: str  # scale | rollback | rollout_restart | none
+    why: str
+
+
+def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> Failure | None:
+    """None when the workload serves (all desired replicas available and ready)."""
+    pods = detail.get("pods") or []
+    waiting = sorted({p.get("waiting_reason") for p in pods if p.get("waiting_reason")})
+    terminated = {p.get("last_termination_reason") for p in pods if p.get("last_termination_reason")}
+    unready = [p for p in pods if p.get("phase") == "Running" and not p.get("ready") and not p.get("waiting_reason")]
+    rolled_out = revision(detail) > 1
+    if detail.get("desired") == 0:
+        return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "scale",
+                       "scaled to 0: nothing serves")
+    if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
+        return Failure("config_change", "rollback" if rolled_out else "none", "its image cannot be pulled")
+    if "CrashLoopBackOff" in waiting:
+        category = "resource_exhaustion" if "OOMKilled" in terminated else (
+            "consumer_crashlooping" if consumes_queue else "app_errors")
+        return Failure(category, "rollback" if rolled_out else "none",
+                       f"pods crash-loop (last terminated: {', '.join(sorted(t for t in terminated if t)) or '?'})")
+    if unready:
+        return Failure("config_change" if rolled_out else "dependency_unavailable",
+                       "rollback" if rolled_out else "none", f"{len(unready)} pod(s) run but fail readiness")
+    if (detail.get("available") or 0) < (detail.get("desired") or 0):
+        return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "none",
+                       "replicas unavailable")
+    return None
+
+
+def revision(detail: dict[str, Any]) -> int:
+    raw = (detail.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1")
+    return int(raw) if str(raw).isdigit() else 1
+
+
+def autoscaled_to_rest(detail: dict[str, Any]) -> bool:
+    """Its replica count is owned by an autoscaler and sits at the autoscaler's minimum: an intended level."""
+    scaler = detail.get("autoscaler") or {}
+    return bool(scaler) and detail.get("desired") == scaler.get("min_replicas")
