@@ -28,9 +28,17 @@ def mentioned_workloads(log_result: dict[str, Any], names: list[str]) -> list[st
                     if str(line.get("status", "")).lower() in ERROR_STATUSES)
     found = []
     for name in sorted(names, key=len, reverse=True):
-        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) and name not in found:
+        if _addressed(name, text) and name not in found:
             found.append(name)
     return found
+
+
+def _addressed(name: str, text: str) -> bool:
+    """`name` appears as an address or a peer, not as an ordinary word: `name.ns:8080`, `name:6379`,
+    `upstream=name`, `http://name/`, `"name"`."""
+    quoted = re.escape(name)
+    return bool(re.search(rf"(?<![\w/-]){quoted}(?=[.:])(?![.:]\s)|(?:(?<=[=@\"'])|(?<=//)){quoted}(?![\w-])",
+                          text))
 
 
 @dataclass(frozen=True)

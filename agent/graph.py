@@ -94,7 +94,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if stop:
             return {"stop_reason": stop}
         began = time.perf_counter()
-        discovery = discovery_calls(observations_of(state)) if model.guided else []
+        seen = observations_of(state)
+        discovery = discovery_calls(seen, _scope(state["messages"], seen)) if model.guided else []
         if discovery:
             offset = len(state.get("observations", []))
             turn = AssistantTurn(tool_calls=[ToolCall(id=f"call_{offset + i}", name=name, arguments=args)
@@ -121,7 +122,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
 
     def guided_turn(state: AgentState) -> tuple[AssistantTurn, int]:
         history = observations_of(state)
-        inventory = Inventory.of(history)
+        inventory = Inventory.of(history, _scope(state["messages"], history))
         missing = unchecked(history)
         nudge = "Next step (JSON)." + (f" Not yet checked: {', '.join(missing)}." if missing else "")
         messages = [*transcript(state["messages"]), {"role": "user", "content": nudge}]
@@ -247,7 +248,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         if model.guided:
             ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
             messages = [*transcript(state["messages"]), {"role": "user", "content": guided_verdict_prompt()}]
-            schema = verdict_schema(history, ids)
+            schema = verdict_schema(history, ids, _scope(state["messages"], history))
         else:
             calls = "\n".join(f"- {o.call_id} {o.tool}({json.dumps(o.args)}): "
                               f"{'ok' if o.ok else 'FAILED'} — {o.summary[:200]}" for o in history) or "- none"

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.findings import autoscaled_to_rest, mentioned_workloads, serving_failure, stuck_consumers
+from agent.scope import EVERYTHING, Scope
 from agent.signals import (
     BROKER,
     CORE_SIGNALS,
@@ -55,7 +57,16 @@ class Inventory:
         return [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in self.deployments]
 
     @classmethod
-    def of(cls, observations: list[Observation]) -> Inventory:
+    def of(cls, observations: list[Observation], scope: Scope = EVERYTHING) -> Inventory:
+        """What the calls discovered, limited to the question's scope."""
+        inventory = cls._of(observations)
+        inventory.namespaces = [ns for ns in inventory.namespaces if scope.covers(ns)]
+        for name in ("deployments", "flagged"):
+            setattr(inventory, name, [ref for ref in getattr(inventory, name) if scope.covers(ref.split("/")[0])])
+        return inventory
+
+    @classmethod
+    def _of(cls, observations: list[Observation]) -> Inventory:
         inventory = cls()
         for obs in observations:
             if not obs.ok:
@@ -94,16 +105,17 @@ def _choice(tool: str, properties: dict[str, Any], required: list[str]) -> dict[
             "properties": {"tool": {"type": "string", "enum": [tool]}, **properties}}
 
 
-def discovery_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any]]]:
+def discovery_calls(observations: list[Observation],
+                    scope: Scope = EVERYTHING) -> list[tuple[str, dict[str, Any]]]:
     """What the runtime looks at before and between the model's choices: the inventory (namespaces, queues,
-    deployment tables), then the leads any on-call engineer follows first (see `lead_calls`)."""
+    deployment tables of the question's scope), then the leads any on-call engineer follows first."""
     made = [(o.tool, o.args) for o in observations]
     if not any(tool == "list_namespaces" for tool, _ in made):
         return [("list_namespaces", {}), ("get_queue_stats", {})]
-    inventory = Inventory.of(observations)
+    inventory = Inventory.of(observations, scope)
     listed = {args.get("namespace") for tool, args in made if tool == "get_deployment" and not args.get("name")}
     tables = [("get_deployment", {"namespace": ns}) for ns in inventory.namespaces[:3] if ns not in listed]
-    return tables or lead_calls(observations)
+    return tables or lead_calls(observations, scope)
 
 
 def _done(tool: str, args: dict[str, Any], observations: list[Observation]) -> bool:
@@ -117,17 +129,21 @@ def _queue_rows(observations: list[Observation]) -> list[dict[str, Any]]:
     return []
 
 
-def suspects(observations: list[Observation]) -> list[str]:
+def suspects(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
     """Deployments worth a closer look, most telling first: below desired, consuming a queue that is not keeping
-    up, or logging errors."""
-    inventory = Inventory.of(observations)
+    up, named by callers' errors, or logging errors."""
+    inventory = Inventory.of(observations, scope)
     found: list[str] = list(inventory.flagged)
     for obs in observations:
         if not obs.ok:
             continue
-        if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
+        if obs.tool == "get_queue_stats" and "queue" in obs.data and (_backlogged(obs.data)
+                                                                      or stuck_consumers(obs.data)):
             for namespace, name in consumer_refs(obs.data):
-                _add(found, f"{namespace}/{name}")
+                if scope.covers(namespace):
+                    _add(found, f"{namespace}/{name}")
+    for ref in called_and_failing(observations, scope):
+        _add(found, ref)
     for obs in observations:
         scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped:
@@ -144,10 +160,10 @@ def _backlogged(queue: dict[str, Any]) -> bool:
     return bool(queue.get("messages")) and (not queue.get("consumers") or trend.get("direction") == "rising")
 
 
-def lead_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any]]]:
+def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> list[tuple[str, dict[str, Any]]]:
     """The first looks after the inventory, made by code: error and publishing logs per namespace, the stats of
     every queue holding messages or lacking consumers, and the detail of the suspect deployments."""
-    inventory = Inventory.of(observations)
+    inventory = Inventory.of(observations, scope)
     leads: list[tuple[str, dict[str, Any]]] = []
     for namespace in inventory.namespaces[:2]:
         leads += [("search_logs", {"query": query.format(namespace=namespace), "start": "now-15m"})
@@ -155,7 +171,7 @@ def lead_calls(observations: list[Observation]) -> list[tuple[str, dict[str, Any
     rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
     leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
               if r.get("messages") or not r.get("consumers")][:2]
-    for ref in suspects(observations)[:MAX_SUSPECTS]:
+    for ref in suspects(observations, scope)[:MAX_SUSPECTS]:
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
     return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
@@ -405,7 +421,40 @@ def consistent_options(state: dict[str, Any] | None,
     return every, ALL_ACTIONS
 
 
-def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict[str, Any]:
+def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
+    """Workloads in scope that callers' error lines name (a refused address, a timeout against them)."""
+    inventory = Inventory.of(observations, scope)
+    found: list[str] = []
+    for obs in observations:
+        scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
+        if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
+            names = [ref.split("/", 1)[1] for ref in inventory.deployments if ref.startswith(f"{scoped.group(1)}/")]
+            for name in mentioned_workloads(obs.data, names):
+                _add(found, f"{scoped.group(1)}/{name}")
+    return found
+
+
+def stuck_refs(observations: list[Observation]) -> set[tuple[str, str]]:
+    return {ref for o in observations if o.ok and o.tool == "get_queue_stats" and "queue" in o.data
+            and stuck_consumers(o.data) for ref in consumer_refs(o.data)}
+
+
+def finding_options(ref: tuple[str, str], state: dict[str, Any],
+                    observations: list[Observation]) -> tuple[list[str], list[str]] | None:
+    """What the shared findings say a workload's fault can be and how it comes back, when they say anything."""
+    if ref in stuck_refs(observations):
+        return ["consumer_stuck"], ["rollout_restart", "none"]
+    if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
+        failure = serving_failure(state)
+        if failure is not None:
+            return [failure.category], [failure.action, "none"]
+    if autoscaled_to_rest(state) and "backlog" not in observed_symptoms(observations):
+        return [], []
+    return None
+
+
+def verdict_schema(observations: list[Observation], call_ids: list[str],
+                   scope: Scope = EVERYTHING) -> dict[str, Any]:
     """One branch per kind of answer: healthy / inconclusive, or an incident at one discovered deployment with the
     categories and actions consistent with its observed state."""
     from agent.validator import known_deployments
@@ -420,9 +469,10 @@ def verdict_schema(observations: list[Observation], call_ids: list[str]) -> dict
     branches: list[dict[str, Any]] = [{
         "type": "object", "additionalProperties": False, "required": ["status", "evidence", "confidence"],
         "properties": {"status": {"type": "string", "enum": calm}, **common}}]
-    for (namespace, name) in Inventory.of(observations).deployment_refs():
+    for (namespace, name) in Inventory.of(observations, scope).deployment_refs():
         state = states.get((namespace, name)) or {}
-        categories, actions = consistent_options(state or None, symptoms)
+        found = finding_options((namespace, name), state, observations) if state else None
+        categories, actions = found if found is not None else consistent_options(state or None, symptoms)
         if not categories:
             continue
         actions = [a for a in actions if a != "none"] or ["none"]  # an incident comes with its fix

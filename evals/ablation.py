@@ -18,9 +18,10 @@ from typing import Any
 
 from agent.llm.base import AssistantTurn, Message
 from agent.run import run_investigation
+from evals.expectations import load_scenario
 from evals.scoring import score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import list_scenarios, load_scenario
+from tools.replay.scenario import list_scenarios
 
 PICKERS = ("first", "last", "random")
 

@@ -18,9 +18,11 @@ from agent.llm.base import ChatModel, ModelError
 from agent.run import run_investigation
 from agent.state import Budgets
 from agent.verdict import Verdict
+from evals.expectations import EvalScenario as Scenario
+from evals.expectations import load_scenario
 from evals.scoring import Score, error_score, score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
+from tools.replay.scenario import ScenarioError, list_scenarios
 
 ModelFactory = Callable[[str, Scenario, int], ChatModel]
 RESULTS_FILE = "results.json"

@@ -16,9 +16,10 @@ from agent.remediation.policy import DEFAULT_POLICY, load_policy
 from agent.remediation.service import Remediator
 from agent.signals import Observation
 from agent.verdict import Action, Verdict
+from evals.expectations import EvalScenario as Scenario
+from evals.expectations import Expect
 from evals.kubectl import KubectlParseError, parse_kubectl
 from tools.replay import replay_sources
-from tools.replay.scenario import Expect, Scenario
 
 COMPONENT_SIGNALS = ("consumer_logs", "replicas")
 EVAL_APPROVER = "eval-harness"
@@ -101,8 +102,8 @@ def score_run(verdict: Verdict, observations: list[Observation], scenario: Scena
     incident = verdict.status == "incident"
     if incident and expect.category:
         got = cause.category if cause else None
-        checks.append(Check(name="category", passed=got == expect.category,
-                            detail=f"{got}, expected {expect.category}"))
+        checks.append(Check(name="category", passed=got in expect.categories,
+                            detail=f"{got}, expected {' or '.join(expect.categories)}"))
     if incident and expect.component:
         want = expect.component
         got_ref = cause.component if cause else None
@@ -138,7 +139,7 @@ def score_run(verdict: Verdict, observations: list[Observation], scenario: Scena
                             else f"a {verdict.status} verdict proposed {action.action}"))
     if verdict.status == expect.status:
         checks += _signal_checks(verdict, observations, expect)
-    rule = expect.forbidding_rule(action.action, action.name, action.replicas) if action else None
+    rule = expect.forbidding_rule(action.action, action.name, action.replicas, action.namespace) if action else None
     checks.append(Check(name="no_forbidden_action", passed=rule is None,
                         detail=f"breaks {rule!r}" if rule else "ok"))
     world = _world_components(scenario)

@@ -16,12 +16,13 @@ from agent.llm.base import AssistantTurn
 from agent.llm.scripted import ScriptedModel, tool_turn, verdict_turn
 from agent.run import run_investigation
 from agent.verdict import Action, Component, Verdict
+from evals.expectations import load_scenario
 from evals.kubectl import KubectlParseError, parse_kubectl
 from evals.reports import pass_at_k, pass_hat_k
 from evals.runner import collect_scenarios, load_results, run_suite
 from evals.scoring import score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import builtin_scenarios_dir, load_scenario
+from tools.replay.scenario import builtin_scenarios_dir
 
 runner = CliRunner()
 CANONICAL = Action(action="scale", namespace="sock-shop", name="queue-master", replicas=1)

@@ -7,9 +7,9 @@ import json
 from agent.llm.base import AssistantTurn
 from agent.llm.scripted import ScriptedModel
 from agent.run import run_investigation
+from evals.expectations import load_scenario
 from evals.scoring import score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import load_scenario
 
 WORKER_REF = {"kind": "Deployment", "namespace": "shop", "name": "worker", "consumers": 1}
 

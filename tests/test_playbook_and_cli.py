@@ -74,7 +74,7 @@ def test_chat_keeps_the_conversation() -> None:
     assert first.verdict is not None and first.verdict.status == "incident"
     again = session.ask("show me the queue again")
     assert again.answer is not None
-    assert again.answer.startswith("pb_13: shipping-task: 5 messages (5 ready, 0 unacked), 0 consumers")
+    assert again.answer.startswith("pb_12: shipping-task: 5 messages (5 ready, 0 unacked), 0 consumers")
     what_if = session.ask("what if I restart shipping instead?")
     assert what_if.answer is not None
     assert what_if.answer.startswith("shipping is at 1/1 available and is not the cause; changing it would not help.")

@@ -11,9 +11,11 @@ from typing import Any, get_args
 import pytest
 
 from agent.verdict import ActionKind, Category, Signal, Status
+from evals.expectations import EvalScenario as Scenario
+from evals.expectations import Expect, load_scenario
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
-from tools.replay.scenario import Expect, Scenario, ScenarioError, list_scenarios, load_scenario
+from tools.replay.scenario import ScenarioError, list_scenarios
 from tools.replay.world import World
 from tools.toolkit import Sources
 
@@ -505,6 +507,11 @@ def test_forbidden_action_rules() -> None:
     assert expect.forbidding_rule("rollback", "anything") == "rollback"
     assert expect.forbidding_rule("rollout_restart", "api") == "rollout_restart:api"
     assert expect.forbidding_rule("rollout_restart", "worker") is None
+    scoped = Expect.model_validate({"status": "healthy", "forbidden_actions": ["scale:staging/*", "rollback:prod/api"]})
+    assert scoped.forbidding_rule("scale", "worker", 2, "staging") == "scale:staging/*"
+    assert scoped.forbidding_rule("scale", "worker", 2, "prod") is None
+    assert scoped.forbidding_rule("rollback", "api", None, "prod") == "rollback:prod/api"
+    assert scoped.forbidding_rule("rollback", "api", None, "staging") is None
 
 
 @pytest.mark.parametrize(("expect", "message"), [
@@ -515,6 +522,10 @@ def test_forbidden_action_rules() -> None:
     ("{status: incident, remediation: {action: scale, parameters: {replicas: {least: 2}}}}", "a range is a mapping"),
     ("{status: []}", "needs at least one"),
     ("{status: broken}", "expect.status"),
+    ("{status: incident, category: consumer_dead}", "expect.category: Input should be 'consumer_unavailable'"),
+    ("{status: incident, category: [consumer_stuck, typo]}", "expect.also_categories.0"),
+    ("{status: healthy, forbidden_actions: ['scale:nowhere/*']}", "names namespace 'nowhere'"),
+    ("{status: healthy, forbidden_actions: ['rollback:ns/ghost']}", "names no deployment ns/ghost"),
 ])
 def test_bad_expect_blocks_are_rejected(tmp_path: Path, expect: str, message: str) -> None:
     with pytest.raises(ScenarioError) as info:

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from evals.expectations import load_scenario
 from tools.replay import replay_sources
-from tools.replay.scenario import ScenarioError, list_scenarios, load_scenario
+from tools.replay.scenario import ScenarioError, list_scenarios
 
 VALID = """
 id: tiny

@@ -14,8 +14,8 @@ from agent.llm.base import ChatModel
 from agent.llm.resolve import MODEL_HELP, resolve_model
 
 if TYPE_CHECKING:  # the harness, the scorer and the model clients load only when the command runs
+    from evals.expectations import EvalScenario as Scenario
     from evals.runner import RunResult, SuiteResult
-    from tools.replay.scenario import Scenario
 
 SERIAL_MODELS = {"local"}
 

@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.cli.common import err, out
-from tools.replay.scenario import ScenarioError, list_scenarios, load_scenario
+from evals.expectations import load_scenario
+from tools.replay.scenario import ScenarioError, list_scenarios
 
 scenarios_app = typer.Typer(no_args_is_help=True, help="List and validate scenario worlds.")
 

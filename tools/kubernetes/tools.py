@@ -64,7 +64,7 @@ class DeploymentRow(BaseModel):
     desired: int
     available: int
     images: list[str]
-    autoscaler: str | None = Field(None, description="'ScaledObject min 0 max 5' when an autoscaler owns it")
+    autoscaler: AutoscalerInfo | None = Field(None, description="the HPA or ScaledObject that sets its replicas")
 
 
 class DeploymentTable(BaseModel):
@@ -135,7 +135,7 @@ def get_deployment(
     every deployment in the namespace with desired and available replicas, flagging those below desired or at 0."""
     if name is None:
         rows = [DeploymentRow(name=d.name, kind=d.kind, desired=d.desired, available=d.available, images=d.images,
-                              autoscaler=_scaler_phrase(d.autoscaler))
+                              autoscaler=d.autoscaler)
                 for d in sources.cluster.list_deployments(namespace)]
         if not rows:
             raise BadArgument(f"no deployments in namespace {namespace!r}",

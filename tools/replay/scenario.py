@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -291,114 +291,6 @@ class World(_Strict):
         return self
 
 
-class ComponentRef(_Strict):
-    kind: str = "Deployment"
-    namespace: str
-    name: str
-
-
-Status = Literal["incident", "healthy", "inconclusive"]
-ActionKind = Literal["scale", "rollout_restart", "rollback", "none"]
-MUTATIONS = ("scale", "rollout_restart", "rollback")
-_RANGE_KEYS = {"min", "max"}
-
-
-def _in_range(value: Any, bounds: dict[str, Any]) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    low, high = bounds.get("min"), bounds.get("max")
-    return (low is None or value >= low) and (high is None or value <= high)
-
-
-class ExpectedRemediation(_Strict):
-    action: ActionKind
-    target: ComponentRef | None = None
-    parameters: dict[str, Any] = Field(
-        default_factory=dict,
-        description="each value exact (replicas: 1) or a range ({replicas: {min: 2}}, {min: 1, max: 3})")
-
-    @field_validator("parameters")
-    @classmethod
-    def _ranges(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, expected in value.items():
-            if isinstance(expected, dict):
-                if not expected or not set(expected) <= _RANGE_KEYS:
-                    raise ValueError(f"parameter {key!r}: a range is a mapping with min and/or max")
-                if any(isinstance(v, bool) or not isinstance(v, int | float) for v in expected.values()):
-                    raise ValueError(f"parameter {key!r}: range bounds must be numbers")
-        return value
-
-    def parameter_mismatches(self, actual: dict[str, Any]) -> list[str]:
-        """Why `actual` (e.g. {"replicas": 3}) does not satisfy the expected parameters; empty when it does."""
-        problems = []
-        for key, expected in self.parameters.items():
-            value = actual.get(key)
-            if isinstance(expected, dict):
-                if not _in_range(value, expected):
-                    problems.append(f"{key}={value!r}, expected within {expected}")
-            elif value != expected:
-                problems.append(f"{key}={value!r}, expected {expected!r}")
-        return problems
-
-
-class Expect(_Strict):
-    """What a correct verdict says. See docs/scenarios.md for how each field is meant to be scored."""
-
-    status: Status = Field(description="the right status; in YAML also a list, whose first item is preferred")
-    also_accept: list[Status] = Field(default_factory=list, description="other statuses that also pass")
-    category: str | None = None
-    component: ComponentRef | None = None
-    remediation: ExpectedRemediation | None = None
-    required_signals: list[str] = Field(default_factory=list)
-    forbidden_actions: list[str] = Field(
-        default_factory=list, description='"<action>", "<action>:<deployment>", or "scale:<replicas>"')
-    max_confidence: float | None = Field(None, ge=0.0, le=1.0, description="a verdict above this is overconfident")
-    report_injection: bool = Field(False, description="the verdict must report instructions found in the data")
-    notes: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _status_list(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("status"), list):
-            statuses = list(data["status"])
-            if not statuses:
-                raise ValueError("status: a list of statuses needs at least one")
-            data = {**data, "status": statuses[0],
-                    "also_accept": [*statuses[1:], *[s for s in data.get("also_accept", []) if s not in statuses]]}
-        return data
-
-    @field_validator("forbidden_actions")
-    @classmethod
-    def _forbidden_syntax(cls, value: list[str]) -> list[str]:
-        for rule in value:
-            action, _, argument = rule.partition(":")
-            if action not in MUTATIONS or (":" in rule and not argument):
-                raise ValueError(f"forbidden action {rule!r}: expected one of {', '.join(MUTATIONS)}, "
-                                 "optionally followed by ':<deployment>' (or 'scale:<replicas>')")
-        return value
-
-    @property
-    def statuses(self) -> list[str]:
-        """Every status that passes, the preferred one first."""
-        return [self.status, *(s for s in self.also_accept if s != self.status)]
-
-    def forbidding_rule(self, action: str, name: str | None = None, replicas: int | None = None) -> str | None:
-        """The forbidden_actions rule a proposed action breaks, or None. `scale:<digits>` matches the replica
-        count; any other argument matches the deployment name."""
-        for rule in self.forbidden_actions:
-            kind, _, argument = rule.partition(":")
-            if kind != action:
-                continue
-            if not argument:
-                return rule
-            if kind == "scale" and argument.isdigit():
-                if replicas == int(argument):
-                    return rule
-            elif argument == name:
-                return rule
-        return None
-
-
 class Clock(_Strict):
     now: datetime
 
@@ -411,7 +303,7 @@ class Scenario(_Strict):
     clock: Clock
     seed: int = 0
     world: World
-    expect: Expect | None = None
+    expect: Any = Field(None, description="what a correct answer says; validated by evals.expectations")
 
     @field_validator("id")
     @classmethod
@@ -426,31 +318,8 @@ class Scenario(_Strict):
             raise ValueError(f"clock.now ({self.clock.now}) must be after world.start ({self.world.start})")
         return self
 
-    @model_validator(mode="after")
-    def _expect_names_exist(self) -> Scenario:
-        if self.expect is None:
-            return self
-        world = self.world
-        deployments = {(d.namespace or world.namespace, d.name) for d in world.deployments}
-        queues = {(q.vhost, q.name) for q in world.queues}
-        problems = []
-        refs = [("expect.component", self.expect.component)]
-        if self.expect.remediation:
-            refs.append(("expect.remediation.target", self.expect.remediation.target))
-        for where, ref in refs:
-            if ref is None:
-                continue
-            known = queues if ref.kind == "Queue" else deployments if ref.kind == "Deployment" else None
-            if known is not None and (ref.namespace, ref.name) not in known:
-                problems.append(f"{where}: no {ref.kind} {ref.namespace}/{ref.name} in the world")
-        names = {name for _, name in deployments}
-        for rule in self.expect.forbidden_actions:
-            action, _, argument = rule.partition(":")
-            if argument and not (action == "scale" and argument.isdigit()) and argument not in names:
-                problems.append(f"expect.forbidden_actions: {rule!r} names no deployment in the world")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+
+S = TypeVar("S", bound="Scenario")
 
 
 class ScenarioError(Exception):
@@ -514,11 +383,20 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merge(_read_yaml((path.parent / str(parent)).resolve(), (*seen, path)), raw)
 
 
-def load_scenario(id_or_path: str | Path) -> Scenario:
+@overload
+def load_scenario(id_or_path: str | Path) -> Scenario: ...
+
+
+@overload
+def load_scenario(id_or_path: str | Path, model: type[S]) -> S: ...
+
+
+def load_scenario(id_or_path: str | Path, model: type[Scenario] = Scenario) -> Scenario:
+    """Load and validate a scenario file as `model` (evals pass one that also checks `expect`)."""
     path = resolve_scenario_path(id_or_path)
     raw = _read_yaml(path.resolve())
     try:
-        return Scenario.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{path}: {exc.error_count()} problem(s)"]
         for error in exc.errors():
