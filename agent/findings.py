@@ -14,12 +14,49 @@ from typing import Any
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
 
 
+STUCK_UTILISATION = 0.9
+
+
 def stuck_consumers(queue: dict[str, Any]) -> bool:
-    """Consumers attached but making no progress: they hold unacknowledged messages (their prefetch) and acked
-    nothing over the last minute while messages wait. Restarting their pods releases the messages; more
-    replicas of the same pods would leave them held."""
-    return bool(queue.get("consumers")) and (queue.get("unacked") or 0) > 0 and not (queue.get("ack_rate") or 0) \
-        and (queue.get("consumer_utilisation") in (0, 0.0, None) or (queue.get("ready") or 0) > 0)
+    """Some or all consumers attached but making no progress: they hold unacknowledged messages and either ack
+    nothing while messages wait, or cannot take the waiting messages (consumer utilisation well below 100 % with
+    a backlog ready). Restarting their pods releases the held messages; more replicas leave them held."""
+    consumers, unacked, ready = queue.get("consumers") or 0, queue.get("unacked") or 0, queue.get("ready") or 0
+    if not consumers or not unacked:
+        return False
+    utilisation = queue.get("consumer_utilisation")
+    idle = not (queue.get("ack_rate") or 0) and (utilisation in (0, 0.0, None) or ready > 0)
+    return idle or (ready > 0 and utilisation is not None and utilisation < STUCK_UTILISATION)
+
+
+TIMEOUT = re.compile(r"deadline exceeded|timed? ?out|timeout|504", re.IGNORECASE)
+
+
+def hung_dependency(own_logs: dict[str, Any] | None, caller_logs: dict[str, Any]) -> Failure | None:
+    """Callers time out against a workload that reports ready but logs nothing any more: its pods accept
+    connections and never answer. New pods end a hang; more of the same do not."""
+    timing_out = any(TIMEOUT.search(str(line.get("message", ""))) for line in caller_logs.get("samples") or [])
+    silent = own_logs is not None and own_logs.get("total") == 0 and bool(
+        ((own_logs.get("previous_window") or {}).get("total") or 0) > 0 or own_logs.get("last_line_at"))
+    if timing_out and silent:
+        return Failure("dependency_unavailable", "rollout_restart",
+                       "its pods are ready but answer nothing (callers time out) and log nothing: hung")
+    return None
+
+
+def replicas_before_zero(desired_metric: dict[str, Any]) -> int | None:
+    """The desired replica count before the latest drop to 0, from a kubernetes_state replicas_desired series
+    (structured history, not event text)."""
+    for series in desired_metric.get("series") or []:
+        values = [v for v in series.get("values") or [] if v is not None]
+        while values and values[-1] == 0:
+            values.pop()
+        level: list[float] = []  # the last stretch above 0; a rolled-up bucket may average the drop into it
+        while values and values[-1] > 0:
+            level.append(values.pop())
+        if level:
+            return round(max(level))
+    return None
 
 
 def mentioned_workloads(log_result: dict[str, Any], names: list[str]) -> list[str]:

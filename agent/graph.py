@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from pydantic import ValidationError
 
+from agent.answers import answer_calls, answer_for
 from agent.drafts import VerdictDraft
 from agent.guided import (
     Inventory,
@@ -95,7 +96,10 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             return {"stop_reason": stop}
         began = time.perf_counter()
         seen = observations_of(state)
-        discovery = discovery_calls(seen, _scope(state["messages"], seen)) if model.guided else []
+        scope = _scope(state["messages"], seen)
+        discovery = answer_calls(_questions(state["messages"])[-1], seen, scope) if _questions(state["messages"]) \
+            else []
+        discovery = discovery or (discovery_calls(seen, scope) if model.guided else [])
         if discovery:
             offset = len(state.get("observations", []))
             turn = AssistantTurn(tool_calls=[ToolCall(id=f"call_{offset + i}", name=name, arguments=args)
@@ -275,7 +279,11 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                              {"role": "user", "content": f"That verdict is invalid: {problem}. "
                                                          "Reply with the corrected JSON object only."}]
                 continue
-            verdict, notes = validate(draft, history, _scope(state["messages"], history))
+            scope = _scope(state["messages"], history)
+            verdict, notes = validate(draft, history, scope)
+            verdict.answer = answer_for(_questions(state["messages"])[-1], history, scope)
+            if verdict.answer is not None:
+                verdict.summary = f"{verdict.answer.text} ({verdict.summary})"
             merged = {**state, **counters}
             return {**counters, "verdict": _finish(verdict, notes, merged, state.get("stop_reason") or "verdict"),
                     "messages": [{"role": "assistant", "content": f"Verdict ({verdict.status}): {verdict.summary}"}]}
@@ -309,7 +317,10 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     return graph.compile(checkpointer=checkpointer)
 
 
+def _questions(messages: list[dict[str, Any]]) -> list[str]:
+    return [str(m.get("content") or "") for m in messages if m.get("role") == "user"
+            and not str(m.get("content") or "").startswith("[runtime]")]
+
+
 def _scope(messages: list[dict[str, Any]], history: list[Observation]) -> Scope:
-    questions = [str(m.get("content") or "") for m in messages if m.get("role") == "user"
-                 and not str(m.get("content") or "").startswith("[runtime]")]
-    return conversation_scope(questions, [(o.tool, o.args, o.data) for o in history if o.ok])
+    return conversation_scope(_questions(messages), [(o.tool, o.args, o.data) for o in history if o.ok])

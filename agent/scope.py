@@ -87,10 +87,11 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     direct = {ns for ns in spaces if _names(asked, ns)}
     matched = set(direct)
     named = sorted(direct)
-    for namespace, name in workloads:
-        if _names(asked, name) and namespace in spaces:
-            matched.add(namespace)
-            named.append(f"{namespace}/{name}")
+    text = " ".join(words(question))
+    exact = [(ns, name) for ns, name in workloads if ns in spaces and f" {' '.join(words(name))} " in f" {text} "]
+    for namespace, name in exact or [(ns, n) for ns, n in workloads if _names(asked, n) and ns in spaces]:
+        matched.add(namespace)
+        named.append(f"{namespace}/{name}")
     for namespace, queue in consumers:
         if _names(asked, queue) and namespace in spaces:
             matched.add(namespace)
@@ -109,15 +110,19 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
 
 
 def _siblings(matched: set[str], spaces: list[str], asked: set[str]) -> set[str]:
-    """Namespaces sharing a word with a named one but not themselves named."""
+    """Namespaces that share a word with a named one while each has a word of its own (`payments-prod` and
+    `payments-staging`, `tenant-acme` and `tenant-globex`), the other's own words not in the question. A
+    namespace that only adds to the named one's words (`media` and `media-batch`) is part of it, not a sibling."""
     siblings = set()
     for other in spaces:
         if other in matched and _names(asked, other):
             continue
         mine = set(words(other))
         for named in matched - {other}:
-            common = mine & set(words(named))
-            if common and not any(_says(asked, w) for w in mine - common if w not in GENERIC):
+            theirs = set(words(named))
+            common = mine & theirs
+            if common and theirs - common and mine - common \
+                    and not any(_says(asked, w) for w in mine - common if w not in GENERIC):
                 siblings.add(other)
     return siblings
 

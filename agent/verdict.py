@@ -122,6 +122,26 @@ class Trace(_Model):
     validation: list[str] = Field(default_factory=list, description="what the evidence validator changed and why")
 
 
+AnswerKind = Literal["replicas", "image", "queues", "changes"]
+
+
+class Fact(_Model):
+    """One value a factual answer states, copied from the result of the call it cites."""
+
+    subject: str = Field(description="what it is about, e.g. 'shop/carts' or '/orders-queue'")
+    field: str = Field(description="the result field, e.g. 'desired', 'images', 'messages'")
+    value: Any
+    tool_call_id: str
+
+
+class Answer(_Model):
+    """The direct answer to a factual question ("how many replicas…", "which queues…"), next to the verdict."""
+
+    kind: AnswerKind
+    text: str = Field(description="the answer in a sentence or two, each part citing its call")
+    facts: list[Fact] = Field(default_factory=list)
+
+
 class Verdict(_Model):
     status: Status
     summary: str
@@ -133,6 +153,7 @@ class Verdict(_Model):
     remediation: Remediation | None = None
     security_notes: list[str] = Field(
         default_factory=list, description="instructions found in data (e.g. log lines) that were ignored")
+    answer: Answer | None = Field(None, description="for a factual question: the direct answer, built by code")
     also_noticed: list[str] = Field(
         default_factory=list, description="problems outside the question's scope, with the calls that show them; "
                                           "never the answer and never remediated unasked")

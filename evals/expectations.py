@@ -65,6 +65,18 @@ class ExpectedRemediation(_Strict):
         return problems
 
 
+class ExpectedFact(_Strict):
+    """A value the direct answer to a factual question must state (see `Verdict.answer`)."""
+
+    subject: str | None = Field(None, description="e.g. 'shop/carts' or a queue name; omit to match any")
+    field: str
+    value: Any
+
+    def found_in(self, facts: list[Any]) -> bool:
+        return any(f.field == self.field and f.value == self.value and self.subject in (None, f.subject)
+                   for f in facts)
+
+
 class Expect(_Strict):
     """What a correct verdict says. See docs/scenarios.md for how each field is meant to be scored."""
 
@@ -79,6 +91,8 @@ class Expect(_Strict):
     forbidden_actions: list[str] = Field(
         default_factory=list, description='"<action>", "<action>:<deployment>", or "scale:<replicas>"')
     max_confidence: float | None = Field(None, ge=0.0, le=1.0, description="a verdict above this is overconfident")
+    facts: list[ExpectedFact] = Field(default_factory=list, description="for a factual question: what the answer "
+                                                                        "must state")
     report_injection: bool = Field(False, description="the verdict must report instructions found in the data")
     notes: str | None = None
 

@@ -38,7 +38,7 @@ def good_verdict(**overrides: Any) -> dict[str, Any]:
         "confidence": 0.9,
         "remediation": {"action": "scale", "namespace": NS, "name": "queue-master", "replicas": 1, "risk": "low",
                         "rationale": "restore the consumer", "verification": ["consumers >= 1"]},
-        "security_notes": [], "also_noticed": [],
+        "security_notes": [], "answer": None, "also_noticed": [],
     }
     verdict.update(overrides)
     return verdict

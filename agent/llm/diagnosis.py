@@ -5,14 +5,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.findings import autoscaled_to_rest, mentioned_workloads, serving_failure, stuck_consumers
+from agent.findings import (
+    autoscaled_to_rest,
+    hung_dependency,
+    mentioned_workloads,
+    replicas_before_zero,
+    serving_failure,
+    stuck_consumers,
+)
 from agent.llm.conversation import Seen
-from agent.scope import EVERYTHING, Scope
+from agent.scope import EVERYTHING, Scope, _names, words
 from agent.signals import BROKER, ERROR_BURST, MAINTENANCE, consumer_refs
 from agent.sizing import previous_replicas, replicas_to_keep_up
 from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
+LONG_HISTORY = "now-24h"
+
+
+def desired_query(namespace: str, name: str) -> str:
+    return f"max:kubernetes_state.deployment.replicas_desired{{kube_namespace:{namespace},kube_deployment:{name}}}"
 
 
 class Diagnosis:
@@ -173,6 +185,20 @@ class Diagnosis:
                           "tool_call_id": cid, "observed": {"reason": event["reason"]}})
         return items
 
+    def old_events(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name)
+        return found if found and "error" not in found[1] else None
+
+    def _history_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The scaling older than the API's hour, from the event history."""
+        found = self.old_events(namespace, name)
+        scaled = [e for e in (found[1].get("events") or []) if e["reason"] in SCALE_REASONS] if found else []
+        if not found or not scaled:
+            return []
+        event = scaled[-1]
+        return [{"signal": "events", "claim": f"{event['last_seen']}: {event['object']}: {event['message']}",
+                 "tool_call_id": found[0], "observed": {"total": found[1]["total"]}}]
+
     def _log_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
         found = self.logs_of(namespace, name)
         if not found:
@@ -227,8 +253,8 @@ class Diagnosis:
         return result
 
     def _in_scope_verdict(self) -> dict[str, Any]:
-        for rule in (self._broker_down, self._stalled_queue, self._stuck_queue, self._failing_dependency,
-                     self._slow_queue, self._app_errors):
+        for rule in (self._broker_down, self._broker_alarm, self._stalled_queue, self._stuck_queue,
+                     self._failing_dependency, self._missing_consumer, self._slow_queue, self._app_errors):
             result = rule()
             if result:
                 return result
@@ -260,23 +286,78 @@ class Diagnosis:
                                             "backlog": data["messages"]}, 0.8)
         return None
 
+    def _broker_alarm(self) -> dict[str, Any] | None:
+        table = self.seen.find("get_queue_stats", queue=None)
+        alarms = (table[1].get("alarms") or []) if table else []
+        broker = next(((ns, n) for ns, n in self.workloads() if (d := self.table_row(ns, n))
+                       and BROKER.search(" ".join([n, *d.get("images", [])]))), None)
+        if not alarms or table is None or broker is None:
+            return None
+        namespace, name = broker
+        evidence = [{"signal": "producer_activity", "claim": f"broker {' and '.join(alarms)} alarm set: "
+                     "publishers are blocked", "tool_call_id": table[0], "observed": {"alarms": alarms}}]
+        evidence += self._producer_evidence(self.namespaces()[0]) if self.namespaces() else []
+        for row in self.queue_rows()[:2]:
+            evidence += self._queue_evidence(row["queue"])
+        return self._incident(
+            "resource_exhaustion", namespace, name,
+            f"The broker {name} has a {' and '.join(alarms)} alarm set, so it blocks every publisher: producers "
+            "cannot enqueue work. No scale, restart or rollback frees the resource; free memory/disk or raise "
+            "the watermark, then the alarm clears by itself.",
+            f"RabbitMQ {' and '.join(alarms)} alarm: publishing connections are blocked until it clears.",
+            evidence, None, {"broken_flow": "every publish to the broker"}, 0.8)
+
+    def table_row(self, namespace: str, name: str) -> dict[str, Any] | None:
+        for _, table in self.tables():
+            if table["namespace"] == namespace:
+                return next((r for r in table["deployments"] if r["name"] == name), None)
+        return None
+
+    def _missing_consumer(self) -> dict[str, Any] | None:
+        """A queue falls behind while a workload named like it sits at 0 after a scale-down: its missing
+        consumer, not the one still attached, is what changed."""
+        for queue in self.slow_queues():
+            for namespace, name in self.candidates():
+                detail = self.detail(namespace, name)
+                if not detail or detail[1]["desired"] != 0 or (namespace, name) in self.consumers_of(queue):
+                    continue
+                if not _names(set(words(queue)), name):
+                    continue
+                stats = self.queue_stats(queue)
+                backlog = stats[1]["messages"] if stats else None
+                evidence = (self._deployment_evidence(namespace, name) + self._log_evidence(namespace, name)
+                            + self._queue_evidence(queue))
+                return self._incident(
+                    "consumer_unavailable", namespace, name,
+                    f"{queue} is falling behind ({backlog} messages): {name}, one of its consumers, is scaled to 0 "
+                    "and the rest cannot keep up.",
+                    f"{name} was scaled to 0; the remaining consumers of {queue} are too few.",
+                    evidence, self._scale_back(namespace, name, detail[1], f"restore {queue}'s missing consumer"),
+                    {"broken_flow": f"processing of {queue} lags", "backlog": backlog}, 0.75)
+        return None
+
     def _failing_dependency(self) -> dict[str, Any] | None:
         for namespace, name, log_cid in self.failing_dependencies():
             detail = self.detail(namespace, name)
             if not detail:
                 continue
-            failure = serving_failure(detail[1])
+            logs = self.seen.results[log_cid][2]
+            own = self.logs_of(namespace, name)
+            failure = serving_failure(detail[1]) or hung_dependency(own[1] if own else None, logs)
             if failure is None:
                 continue
-            logs = self.seen.results[log_cid][2]
             evidence = [{"signal": "errors", "claim": f"callers' error lines name {name}: {logs['summary'][:140]}",
                          "tool_call_id": log_cid, "observed": {"total": logs["total"]}}]
-            evidence += self._deployment_evidence(namespace, name)
+            evidence += self._deployment_evidence(namespace, name) + self._log_evidence(namespace, name)
             remediation = None
             if failure.action == "scale":
                 remediation = self._scale_back(namespace, name, detail[1], f"restore {name} for its callers")
                 remediation["verification"] = [f"{name} available replicas ≥ {remediation['replicas']}",
                                                 "callers' error rate back to 0"]
+            elif failure.action == "rollout_restart":
+                remediation = {"action": "rollout_restart", "namespace": namespace, "name": name, "risk": "low",
+                               "rationale": "new pods end a hang; more replicas of the hung ones would not",
+                               "verification": [f"{name} pods replaced and answering", "callers' errors stop"]}
             elif failure.action == "rollback":
                 remediation = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
                                "rationale": f"{failure.why} since its latest rollout",
@@ -306,8 +387,17 @@ class Diagnosis:
             ruled.append("app_errors: no error burst in the namespace logs")
         return ruled
 
+    def desired_history(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_metric", query=desired_query(namespace, name))
+        return found if found and "error" not in found[1] else None
+
     def _scale_back(self, namespace: str, name: str, detail: dict[str, Any], why: str) -> dict[str, Any]:
-        previous = previous_replicas((detail.get("last_scaled") or {}).get("message", "")) or 1
+        """Back to the count before the drop: the replica history in metrics first, the scaling event second,
+        never below an autoscaler's minimum."""
+        history = self.desired_history(namespace, name)
+        previous = (replicas_before_zero(history[1]) if history else None) or previous_replicas(
+            (detail.get("last_scaled") or {}).get("message", "")) or 1
+        previous = max(previous, (detail.get("autoscaler") or {}).get("min_replicas") or 1)
         return {"action": "scale", "namespace": namespace, "name": name, "replicas": max(1, previous),
                 "risk": "low", "rationale": why,
                 "verification": [f"{name} available replicas ≥ {max(1, previous)}", "queue consumers ≥ 1",
@@ -363,6 +453,7 @@ class Diagnosis:
                     f"The consumer of {queue} keeps failing, so nothing processes the queue.",
                     evidence, rollback, impact, 0.8)
             if data["desired"] == 0:
+                evidence += [] if data.get("last_scaled") else self._history_evidence(namespace, name)
                 return self._incident(
                     "consumer_unavailable", namespace, name,
                     f"{name} is scaled to 0, so {queue} has no consumer: {backlog} messages are waiting and "

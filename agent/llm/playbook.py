@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.llm.base import AssistantTurn, Message, ToolCall
 from agent.llm.conversation import Seen, read_conversation
-from agent.llm.diagnosis import SILENT_WINDOW, Diagnosis
+from agent.llm.diagnosis import LONG_HISTORY, SILENT_WINDOW, Diagnosis, desired_query
 from agent.scope import Scope, conversation_scope
 
 
@@ -66,6 +66,14 @@ class PlaybookPolicy:
             query = f"kube_namespace:{namespace} service:{name}"
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
+            detail = diagnosis.detail(namespace, name)
+            if detail and detail[1]["desired"] == 0 and not seen.find("get_metric",
+                                                                       query=desired_query(namespace, name)):
+                calls.append(self._call("get_metric", query=desired_query(namespace, name), start=LONG_HISTORY))
+            if detail and detail[1]["desired"] == 0 and not detail[1].get("last_scaled") and not seen.find(
+                    "list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name):
+                calls.append(self._call("list_events", namespace=namespace, since=LONG_HISTORY,
+                                        involved_object=name))
         for queue in diagnosis.slow_queues()[:2]:
             for namespace, name in diagnosis.consumers_of(queue)[:1]:
                 if not seen.find("get_deployment", namespace=namespace, name=name):
@@ -94,6 +102,10 @@ class PlaybookPolicy:
             wanted = [ref for ref in Diagnosis(seen).candidates() if not scope.covers(ref[0])][:2]
             calls += [self._call("get_deployment", namespace=ns, name=n) for ns, n in wanted
                       if not seen.find("get_deployment", namespace=ns, name=n)]
+        for namespace, name, _ in diagnosis.failing_dependencies()[:3]:
+            query = f"kube_namespace:{namespace} service:{name}"
+            if not seen.find("search_logs", query=query):
+                calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         for namespace, name in [ref for q in diagnosis.stuck_queues()[:2] for ref in diagnosis.consumers_of(q)[:1]]:
             query = f"kube_namespace:{namespace} service:{name}"
             if not seen.find("search_logs", query=query):

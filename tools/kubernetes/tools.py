@@ -103,6 +103,8 @@ def _detail_summary(info: DeploymentInfo, pods: list[PodInfo], last_scaled: Scal
         text += "; scaled to 0: no pods are running and nothing this workload does is happening"
     if info.autoscaler:
         text += f"; replicas set by {_scaler_phrase(info.autoscaler)}"
+        if desired < info.autoscaler.min_replicas:
+            text += " (below its minimum: the autoscaler is not acting)"
     unready = [p for p in pods if p.phase == "Running" and not p.ready and not p.waiting_reason]
     waiting = [p for p in pods if p.waiting_reason]
     if waiting:

@@ -448,6 +448,8 @@ class World:
         """KEDA's loop for a queue-driven ScaledObject: activate from 0 when the queue holds messages, scale up
         to the target length per replica, deactivate to the minimum after the cooldown with an empty queue."""
         scaler = sim.spec.autoscaler
+        if scaler is not None and sim.desired > scaler.max_replicas:  # a manual scale above the bound is undone
+            self._scale(sim, scaler.max_replicas, at)
         if scaler is None or scaler.kind != "ScaledObject" or scaler.queue is None:
             return
         if sim.last_poll is not None and (at - sim.last_poll).total_seconds() < scaler.polling_seconds:
@@ -500,6 +502,7 @@ class World:
     def _run_flow(self, steps: list[FlowStep], at: datetime) -> None:
         variables = self._message_vars()
         caller: DeploymentSim | None = None
+        span: int | None = None  # the caller's span in this request
         for index, step in enumerate(steps):
             moment = at + timedelta(milliseconds=15 * index)
             if step.publish:
@@ -513,17 +516,20 @@ class World:
                 continue
             if step.call:
                 callee = self.sim(step.call, step.namespace)
-                serving = [p for p in callee.ready_pods(moment) if not p.hung]
-                if serving:
+                ready = callee.ready_pods(moment)
+                # the Service balances over every ready pod: a hung one takes its share and never answers
+                chosen = ready[_stable_hash(self.scenario.seed, callee.name, moment) % len(ready)] if ready else None
+                if chosen is not None and not chosen.hung:
                     self._request(callee, moment, error=False)
                     continue
-                # refused at once when nothing listens; times out when the pods accept but never answer
-                seconds = 5.0 if callee.ready_pods(moment) else 0.005
+                seconds = 5.0 if chosen is not None else 0.005  # timed out, or refused at once
                 failure = step.on_call_failure
                 if failure is not None:
                     self._log_step(failure, moment, variables)
-                if caller is not None:
-                    self._request(caller, moment, error=True, seconds=seconds)
+                failing = self.sim(failure.deployment, failure.namespace) if failure and failure.deployment \
+                    else caller
+                if failing is not None:
+                    self._fail_span(failing, span, moment, seconds)
                 return
             assert step.deployment and step.message
             sim = self.sim(step.deployment, step.namespace)
@@ -532,11 +538,22 @@ class World:
             caller = sim
             self._log(sim, moment, step.message, step.status, variables, dict(step.attributes))
             self._request(sim, moment, error=step.status in ("error", "critical"))
+            span = len(self.requests) - 1
 
     def _log_step(self, step: FlowStep, at: datetime, variables: dict[str, str]) -> None:
         if step.deployment and step.message:
             sim = self.sim(step.deployment, step.namespace)
             self._log(sim, at, step.message, step.status, variables, dict(step.attributes))
+
+    def _fail_span(self, sim: DeploymentSim, span: int | None, at: datetime, seconds: float) -> None:
+        """The failing call makes the caller's own span of this request an error that lasted as long as the call."""
+        service = sim.labels.get("app", sim.labels.get("name", sim.name))
+        if span is not None and (self.requests[span].namespace, self.requests[span].service) == (sim.namespace,
+                                                                                                 service):
+            self.requests[span].error = True
+            self.requests[span].seconds += seconds
+        else:
+            self._request(sim, at, error=True, seconds=seconds)
 
     def _request(self, sim: DeploymentSim, at: datetime, *, error: bool, seconds: float | None = None) -> None:
         service = sim.labels.get("app", sim.labels.get("name", sim.name))
