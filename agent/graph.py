@@ -21,17 +21,9 @@ from pydantic import ValidationError
 
 from agent.answers import answer_calls, answer_for
 from agent.drafts import VerdictDraft
-from agent.guided import (
-    Inventory,
-    compact,
-    discovery_calls,
-    expand_verdict,
-    step_schema,
-    to_tool_call,
-    transcript,
-    unchecked,
-    verdict_schema,
-)
+from agent.guided.inventory import Inventory, discovery_calls, unchecked
+from agent.guided.steps import compact, step_schema, to_tool_call, transcript
+from agent.guided.verdicts import expand_verdict, verdict_schema
 from agent.llm.base import AssistantTurn, ChatModel, Message, ToolCall
 from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections

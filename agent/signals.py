@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CORE_SIGNALS = ("consumer_logs", "replicas", "queue_consumers", "queue_depth")
-BROKER = re.compile(r"rabbitmq|amqp|broker|activemq|kafka|nats", re.IGNORECASE)  # in an image or deployment name
+# A message broker's own image: the product is the whole image name (any registry path, a distribution's
+# prefix or edition suffix, then a tag), so a consumer image that merely mentions the broker does not count.
+BROKER = re.compile(r"(?:^|[\s/])(?:cp-)?(?:rabbitmq|activemq|kafka|nats|redpanda|pulsar)"
+                    r"(?:-(?:server|management|cluster|artemis|alpine))?(?=[:@\s]|$)", re.IGNORECASE)
 MAINTENANCE = re.compile(r"maintenance|pause|drain|planned", re.IGNORECASE)  # in an annotation or event
 ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
 

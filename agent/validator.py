@@ -30,14 +30,24 @@ def _walk(value: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _lookup(data: dict[str, Any], key: str) -> list[Any]:
+    """The values an observed key names in a result, at its exact place: `a.b.0.c` is a path (list items by
+    index); a bare key is a field of the result itself or of one of its rows (the items of a top-level list,
+    such as a table's queues or deployments), never a field nested deeper (`previous_window.total` does not
+    vouch for `total`)."""
     if "." in key:
         node: Any = data
         for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
                 return []
-            node = node[part]
         return [node]
-    return [item for name, item in _walk(data) if name == key]
+    if key in data:
+        return [data[key]]
+    return [row[key] for value in data.values() if isinstance(value, list)
+            for row in value if isinstance(row, dict) and key in row]
 
 
 def _same(expected: Any, actual: Any) -> bool:

@@ -21,7 +21,7 @@ from agent.run import run_investigation
 from evals.expectations import load_scenario
 from evals.scoring import score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import list_scenarios
+from tools.replay.loading import list_scenarios
 
 PICKERS = ("first", "last", "random")
 

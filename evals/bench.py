@@ -9,7 +9,7 @@ import argparse
 import statistics
 import time
 
-from agent.llm.playbook import PlaybookPolicy
+from agent.baseline.policy import PlaybookPolicy
 from agent.run import run_investigation
 from tools.registry import default_toolbox
 from tools.replay import replay_sources

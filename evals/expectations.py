@@ -12,8 +12,8 @@ from typing import Any, get_args
 from pydantic import Field, field_validator, model_validator
 
 from agent.verdict import ActionKind, Category, Status
+from tools.replay.loading import load_scenario as _load
 from tools.replay.scenario import Scenario, _Strict
-from tools.replay.scenario import load_scenario as _load
 
 
 class ComponentRef(_Strict):

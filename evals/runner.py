@@ -22,7 +22,7 @@ from evals.expectations import EvalScenario as Scenario
 from evals.expectations import load_scenario
 from evals.scoring import Score, error_score, score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import ScenarioError, list_scenarios
+from tools.replay.loading import ScenarioError, list_scenarios
 
 ModelFactory = Callable[[str, Scenario, int], ChatModel]
 RESULTS_FILE = "results.json"

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from agent.baseline.policy import PlaybookPolicy
 from agent.cli import app
 from agent.llm.base import AssistantTurn, ChatModel, ModelError
-from agent.llm.playbook import PlaybookPolicy
 from agent.llm.scripted import ScriptedModel, tool_turn, verdict_turn
 from evals.reports import html_report, markdown, write_reports
 from evals.runner import SuiteResult, collect_scenarios, load_results, run_suite
-from tools.replay.scenario import Scenario, builtin_scenarios_dir
+from tools.replay.loading import builtin_scenarios_dir
+from tools.replay.scenario import Scenario
 
 runner = CliRunner()
 SCENARIOS = ["incident-5", "decoy-noise"]

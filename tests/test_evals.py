@@ -22,7 +22,7 @@ from evals.reports import pass_at_k, pass_hat_k
 from evals.runner import collect_scenarios, load_results, run_suite
 from evals.scoring import score_run
 from tools.replay import replay_sources
-from tools.replay.scenario import builtin_scenarios_dir
+from tools.replay.loading import builtin_scenarios_dir
 
 runner = CliRunner()
 CANONICAL = Action(action="scale", namespace="sock-shop", name="queue-master", replicas=1)
@@ -148,7 +148,7 @@ def test_threshold_and_external_scenarios(tmp_path: Path) -> None:
 
 
 def test_same_seed_and_deterministic_model_give_identical_results() -> None:
-    from agent.llm.playbook import PlaybookPolicy
+    from agent.baseline.policy import PlaybookPolicy
 
     scenarios = collect_scenarios([builtin_scenarios_dir() / "incident-5", builtin_scenarios_dir() / "decoy-noise"])
 

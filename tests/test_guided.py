@@ -76,7 +76,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
 
 
 def test_a_full_deployment_is_blamed_only_through_an_observed_symptom() -> None:
-    from agent.guided import expand_verdict, verdict_schema
+    from agent.guided.verdicts import expand_verdict, verdict_schema
     from agent.signals import Observation
 
     table = Observation("c1", "get_deployment", {"namespace": "shop"}, True, {
@@ -105,7 +105,7 @@ def test_a_full_deployment_is_blamed_only_through_an_observed_symptom() -> None:
 
 
 def test_consistent_options_follow_the_observed_state() -> None:
-    from agent.guided import consistent_options
+    from agent.guided.verdicts import consistent_options
 
     crashing = {"desired": 1, "available": 0, "images": ["worker:2"],
                 "pods": [{"waiting_reason": "CrashLoopBackOff"}]}
@@ -134,7 +134,7 @@ def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:
 
 
 def test_inconclusive_is_offered_only_when_evidence_is_missing_and_errors_blame_their_source() -> None:
-    from agent.guided import verdict_schema
+    from agent.guided.verdicts import verdict_schema
     from agent.signals import Observation, signals_for
 
     def obs(call_id: str, tool: str, args: dict, ok: bool, data: dict) -> Observation:
@@ -159,7 +159,7 @@ def test_inconclusive_is_offered_only_when_evidence_is_missing_and_errors_blame_
 
 
 def test_a_documented_pause_with_nothing_piling_up_is_not_an_incident() -> None:
-    from agent.guided import verdict_schema
+    from agent.guided.verdicts import verdict_schema
     from agent.signals import Observation
 
     paused = {"namespace": "shop", "name": "worker", "desired": 0, "available": 0, "images": ["w:1"], "pods": [],
@@ -183,7 +183,7 @@ def test_a_documented_pause_with_nothing_piling_up_is_not_an_incident() -> None:
 
 
 def test_errors_right_after_a_rollout_offer_only_rollback() -> None:
-    from agent.guided import consistent_options
+    from agent.guided.verdicts import consistent_options
 
     events = [{"reason": "ScalingReplicaSet", "message": "Scaled up replica set api-new to 1"},
               {"reason": "ScalingReplicaSet", "message": "Scaled down replica set api-old to 0 from 1"}]
@@ -195,7 +195,7 @@ def test_errors_right_after_a_rollout_offer_only_rollback() -> None:
 
 
 def test_leads_follow_a_growing_queue_to_its_consumer_and_errors_to_their_service() -> None:
-    from agent.guided import discovery_calls, lead_calls
+    from agent.guided.inventory import discovery_calls, lead_calls
     from agent.signals import Observation
 
     namespaces = Observation("c1", "list_namespaces", {}, True, {"summary": "", "namespaces": [
@@ -223,7 +223,7 @@ def test_leads_follow_a_growing_queue_to_its_consumer_and_errors_to_their_servic
 
 
 def test_transcript_turns_tool_rounds_into_short_result_lines() -> None:
-    from agent.guided import transcript
+    from agent.guided.steps import transcript
 
     messages = [
         {"role": "system", "content": "sys"}, {"role": "user", "content": "why?"},
@@ -240,7 +240,7 @@ def test_transcript_turns_tool_rounds_into_short_result_lines() -> None:
 
 
 def test_a_source_failing_every_call_does_not_keep_the_investigation_going() -> None:
-    from agent.guided import unchecked
+    from agent.guided.inventory import unchecked
     from agent.signals import Observation, signals_for
 
     def obs(call_id: str, tool: str, args: dict, ok: bool, data: dict) -> Observation:
@@ -262,5 +262,5 @@ def test_the_guided_graph_does_not_give_the_answers_away() -> None:
     from evals.ablation import pass_rate
 
     passed, total = pass_rate("last", trials=1)
-    assert total >= 15 and passed / total <= 0.7, (
+    assert total >= 15 and passed / total <= 0.5, (
         f"a picker with no judgment passes {passed}/{total}: the narrowing decides instead of the model")

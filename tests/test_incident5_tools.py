@@ -73,7 +73,8 @@ def test_recorded_recovery_drains_the_backlog() -> None:
 
     from tools.registry import default_toolbox
     from tools.replay import replay_sources
-    from tools.replay.scenario import Clock, load_scenario
+    from tools.replay.loading import load_scenario
+    from tools.replay.scenario import Clock
 
     scenario = load_scenario("incident-5")
     later = scenario.model_copy(update={"clock": Clock(now=datetime(2025, 11, 9, 14, 52, tzinfo=UTC))})

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from agent.baseline.policy import PlaybookPolicy
 from agent.cli import app
 from agent.drafts import VerdictDraft
-from agent.llm.playbook import PlaybookPolicy
 from agent.run import ChatSession
 from agent.verdict import Verdict
 from tools.replay import replay_sources

@@ -15,7 +15,7 @@ import pytest
 from evals.expectations import load_scenario
 from tests.test_scenario_suite import SUITE, _apply, call, deployment, logs, metric_values
 from tools.replay import replay_sources
-from tools.replay.scenario import builtin_scenarios_dir
+from tools.replay.loading import builtin_scenarios_dir
 from tools.replay.world import World
 from tools.toolkit import Sources
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.llm.playbook import PlaybookPolicy
+from agent.baseline.policy import PlaybookPolicy
 from agent.run import run_investigation
 from evals.questions import question_cases
 from evals.scoring import score_run

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from agent.baseline.policy import PlaybookPolicy
 from agent.graph import build_graph
-from agent.llm.playbook import PlaybookPolicy
 from agent.llm.scripted import ScriptedModel, verdict_turn
 from agent.remediation.checkpoint import make_checkpointer
 from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, RemediationError

@@ -15,7 +15,7 @@ from evals.expectations import EvalScenario as Scenario
 from evals.expectations import Expect, load_scenario
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
-from tools.replay.scenario import ScenarioError, list_scenarios
+from tools.replay.loading import ScenarioError, list_scenarios
 from tools.replay.world import World
 from tools.toolkit import Sources
 
@@ -32,6 +32,7 @@ SUITE = {
     "claims-ocr-worker-hung", "tile-renderer-one-pod-hung", "keda-report-builder-idle",
     "hpa-statefulset-scaled-to-zero", "cross-ns-reconciler-zero-5h", "broker-memory-alarm-active",
     "dependency-rollout-unready", "primary-consumer-zero-secondary-slow", "dependency-hung-timeouts",
+    "injection-in-metadata", "injection-log-variants", "injection-in-names", "injection-in-events",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()

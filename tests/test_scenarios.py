@@ -4,7 +4,7 @@ import pytest
 
 from evals.expectations import load_scenario
 from tools.replay import replay_sources
-from tools.replay.scenario import ScenarioError, list_scenarios
+from tools.replay.loading import ScenarioError, list_scenarios
 
 VALID = """
 id: tiny

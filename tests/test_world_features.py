@@ -12,7 +12,7 @@ import pytest
 
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
-from tools.replay.scenario import ScenarioError, load_scenario
+from tools.replay.loading import ScenarioError, load_scenario
 from tools.replay.world import World
 from tools.toolkit import Sources
 

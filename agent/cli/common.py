@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from agent.remediation.errors import RemediationError
 from tools.errors import SourceError
-from tools.replay.scenario import ScenarioError
+from tools.replay.loading import ScenarioError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

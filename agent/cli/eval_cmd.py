@@ -94,7 +94,7 @@ def eval_command(
     --min-pass-rate."""
     from evals.reports import compare, markdown, write_reports
     from evals.runner import collect_scenarios, model_summary
-    from tools.replay.scenario import builtin_scenarios_dir
+    from tools.replay.loading import builtin_scenarios_dir
 
     with friendly_errors():
         scenarios, merge = _route(extra or [], scenarios, merge)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from agent.cli.common import err, out
 from evals.expectations import load_scenario
-from tools.replay.scenario import ScenarioError, list_scenarios
+from tools.replay.loading import ScenarioError, list_scenarios
 
 scenarios_app = typer.Typer(no_args_is_help=True, help="List and validate scenario worlds.")
 

@@ -20,7 +20,7 @@ def default_spec() -> str:
 def resolve_model(spec: str | None) -> ChatModel:
     chosen = spec or default_spec()
     if chosen == "playbook":
-        from agent.llm.playbook import PlaybookPolicy
+        from agent.baseline.policy import PlaybookPolicy
 
         return PlaybookPolicy()
     if chosen.startswith("openai:") and len(chosen) > len("openai:"):

@@ -265,7 +265,7 @@ def resume_model(spec: str) -> ChatModel:
     """The model to rebuild a paused graph with. The resumed steps make no model calls, so when the recorded
     model cannot be opened here (no API key, or the embedded model, which is not worth loading) the
     deterministic playbook stands in."""
-    from agent.llm.playbook import PlaybookPolicy
+    from agent.baseline.policy import PlaybookPolicy
     from agent.llm.resolve import resolve_model
 
     if spec not in ("", "local"):

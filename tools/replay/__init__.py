@@ -13,7 +13,8 @@ from tools.replay.backends import (
     ReplayLogs,
     ReplayMetrics,
 )
-from tools.replay.scenario import Scenario, load_scenario
+from tools.replay.loading import load_scenario
+from tools.replay.scenario import Scenario
 from tools.replay.world import World
 from tools.toolkit import Sources
 

@@ -16,7 +16,8 @@ from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo,
 from tools.rabbitmq.protocol import QueueInfo
 from tools.replay.metrics import RawSeries, derive_series
 from tools.replay.scenario import Fault
-from tools.replay.world import DeploymentSim, World
+from tools.replay.state import DeploymentSim
+from tools.replay.world import World
 
 EVENT_TTL = timedelta(hours=1)
 

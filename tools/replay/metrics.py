@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tools.replay.scenario import ExtraMetric
-from tools.replay.world import METRIC_INTERVAL, World, _stable_hash
+from tools.replay.state import METRIC_INTERVAL, _stable_hash
+from tools.replay.world import World
 
 
 @dataclass

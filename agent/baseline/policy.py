@@ -11,9 +11,10 @@ import json
 import re
 from typing import Any
 
+from agent.baseline.reading import LONG_HISTORY, SILENT_WINDOW, desired_query
+from agent.baseline.rules import Diagnosis
 from agent.llm.base import AssistantTurn, Message, ToolCall
 from agent.llm.conversation import Seen, read_conversation
-from agent.llm.diagnosis import LONG_HISTORY, SILENT_WINDOW, Diagnosis, desired_query
 from agent.scope import Scope, conversation_scope
 
 

@@ -1,0 +1,221 @@
+"""What the baseline reads off the conversation: the inventory, queues, candidates, deployment details and logs
+the tool results show, and the evidence items citing those calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.findings import autoscaled_to_rest, mentioned_workloads, stuck_consumers
+from agent.llm.conversation import Seen
+from agent.scope import EVERYTHING, Scope
+from agent.signals import ERROR_BURST, consumer_refs
+from tools.kubernetes.tools import SCALE_REASONS
+
+SILENT_WINDOW = "now-5m"
+LONG_HISTORY = "now-24h"
+
+
+def desired_query(namespace: str, name: str) -> str:
+    return f"max:kubernetes_state.deployment.replicas_desired{{kube_namespace:{namespace},kube_deployment:{name}}}"
+
+
+class Reading:
+    """The tool results of one conversation, read by the questions the rules ask of them."""
+
+    def __init__(self, seen: Seen, scope: Scope = EVERYTHING) -> None:
+        self.seen = seen
+        self.scope = scope
+
+    # ---- inventory -------------------------------------------------------------------------------------
+
+    def namespaces(self) -> list[str]:
+        found = self.seen.find("list_namespaces")
+        if not found:
+            return []
+        rows = found[1].get("namespaces", [])
+        return [r["namespace"] for r in sorted(rows, key=lambda r: (not self.scope.covers(r["namespace"]),
+                                                                   -len(r.get("attention", [])), r["namespace"]))]
+
+    def queue_rows(self) -> list[dict[str, Any]]:
+        found = self.seen.find("get_queue_stats", queue=None)
+        return found[1].get("queues", []) if found else []
+
+    def broker_unreachable(self) -> bool:
+        return any(data.get("error") in ("unavailable", "timeout") for _, _, data in self.seen.calls("get_queue_stats"))
+
+    def interesting_queues(self) -> list[str]:
+        rows = self.queue_rows()
+        flagged = [r["queue"] for r in rows if r["consumers"] == 0 or r["messages"] > 0]
+        return flagged or [r["queue"] for r in rows[:3]]
+
+    def queue_stats(self, queue: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_queue_stats", queue=queue)
+        return found if found and "error" not in found[1] else None
+
+    def _in_scope(self, queue: str) -> bool:
+        """A queue belongs to the scope when a consumer of it does, or when nothing consumes it."""
+        refs = self.consumers_of(queue)
+        return not refs or any(self.scope.covers(namespace) for namespace, _ in refs)
+
+    def stuck_queues(self) -> list[str]:
+        return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
+                and stuck_consumers(found[1])]
+
+    def stalled_queues(self) -> list[str]:
+        stalled = []
+        for queue in self.interesting_queues():
+            found = self.queue_stats(queue)
+            if found and found[1]["consumers"] == 0 and (found[1]["messages"] > 0 or (found[1]["publish_rate"] or 0)):
+                stalled.append(queue)
+        return stalled
+
+    def slow_queues(self) -> list[str]:
+        slow = []
+        for queue in self.interesting_queues():
+            found = self.queue_stats(queue)
+            if not found or found[1]["consumers"] == 0 or not self._in_scope(queue) or stuck_consumers(found[1]):
+                continue
+            trend = found[1].get("depth_trend") or {}
+            if trend.get("direction") == "rising" and (trend.get("last") or 0) >= 10:
+                slow.append(queue)
+        return slow
+
+    def consumers_of(self, queue: str) -> list[tuple[str, str]]:
+        """Deployments the queue's consumers run in, as get_queue_stats resolved them from pod IPs."""
+        found = self.queue_stats(queue)
+        return consumer_refs(found[1]) if found else []
+
+    def tables(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(cid, data) for cid, args, data in self.seen.calls("get_deployment")
+                if args.get("name") is None and "deployments" in data]
+
+    def table_row(self, namespace: str, name: str) -> dict[str, Any] | None:
+        for _, table in self.tables():
+            if table["namespace"] == namespace:
+                return next((r for r in table["deployments"] if r["name"] == name), None)
+        return None
+
+    def candidates(self) -> list[tuple[str, str]]:
+        """Deployments below desired or at 0, across the namespaces looked at."""
+        found = []
+        for _, table in self.tables():
+            if not self.scope.covers(table["namespace"]):
+                continue
+            for row in table["deployments"]:
+                detail = self.detail(table["namespace"], row["name"])
+                if detail and autoscaled_to_rest(detail[1]):
+                    continue
+                if row["available"] < row["desired"] or row["desired"] == 0:
+                    found.append((table["namespace"], row["name"]))
+        return found
+
+    def workloads(self) -> list[tuple[str, str]]:
+        return [(table["namespace"], row["name"]) for _, table in self.tables() for row in table["deployments"]]
+
+    def named_workloads(self) -> list[tuple[str, str]]:
+        """In-scope workloads the question names."""
+        named = {ref for ref in self.scope.named if "/" in ref and "/queue " not in ref}
+        return [(ns, name) for ns, name in self.workloads() if f"{ns}/{name}" in named and self.scope.covers(ns)]
+
+    def failing_dependencies(self) -> list[tuple[str, str, str]]:
+        """(namespace, name, log call id) of workloads that in-scope callers' error lines name."""
+        found = []
+        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+            names = [name for ns, name in self.workloads() if ns == namespace]
+            for status in ("error", "warn"):
+                logs = self.namespace_logs(namespace, status)
+                if not logs:
+                    continue
+                for name in mentioned_workloads(logs[1], names):
+                    if (namespace, name, logs[0]) not in found and name not in (logs[1].get("by_service") or {}):
+                        found.append((namespace, name, logs[0]))
+        return found
+
+    def detail(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_deployment", namespace=namespace, name=name)
+        return found if found and "error" not in found[1] else None
+
+    def logs_of(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} service:{name}")
+        return found if found and "error" not in found[1] else None
+
+    def namespace_logs(self, namespace: str, status: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} status:{status}")
+        return found if found and "error" not in found[1] else None
+
+    def error_services(self) -> list[tuple[str, str]]:
+        services = []
+        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+            found = self.namespace_logs(namespace, "error")
+            if found and found[1]["total"] >= ERROR_BURST:
+                services += [(namespace, s) for s in found[1]["by_service"]]
+        return services
+
+    # ---- evidence -----------------------------------------------------------------------------------
+
+    def _queue_evidence(self, queue: str) -> list[dict[str, Any]]:
+        found = self.queue_stats(queue)
+        if not found:
+            return []
+        cid, data = found
+        items = [{"signal": "queue_consumers", "claim": f"queue {queue} has {data['consumers']} consumers",
+                  "tool_call_id": cid, "observed": {"consumers": data["consumers"]}},
+                 {"signal": "queue_depth", "claim": f"queue {queue} holds {data['messages']} messages",
+                  "tool_call_id": cid, "observed": {"messages": data["messages"]}}]
+        metric = self.seen.find("get_metric", query=f"avg:rabbitmq.queue.messages{{rabbitmq_queue:{queue}}}")
+        if metric and metric[1].get("series"):
+            trend = metric[1]["series"][0]["trend"]
+            items.append({"signal": "queue_depth", "claim": f"depth went {trend['first']} → {trend['last']}",
+                          "tool_call_id": metric[0], "observed": {"series.0.trend.first": trend["first"],
+                                                                 "series.0.trend.last": trend["last"]}})
+        return items
+
+    def _deployment_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.detail(namespace, name)
+        if not found:
+            return []
+        cid, data = found
+        items = [{"signal": "replicas", "claim": f"{name}: desired {data['desired']}, available {data['available']}",
+                  "tool_call_id": cid, "observed": {"desired": data["desired"], "available": data["available"]}}]
+        events = data.get("events") or []
+        notable = [e for e in events if e["type"] == "Warning"] or [e for e in events if e["reason"] in (
+            *SCALE_REASONS, "Killing", "Failed")] or events
+        if notable:
+            event = notable[-1]
+            items.append({"signal": "events", "claim": f"{event['object']}: {event['reason']}: {event['message']}",
+                          "tool_call_id": cid, "observed": {"reason": event["reason"]}})
+        return items
+
+    def old_events(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name)
+        return found if found and "error" not in found[1] else None
+
+    def desired_history(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_metric", query=desired_query(namespace, name))
+        return found if found and "error" not in found[1] else None
+
+    def _history_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The scaling older than the API's hour, from the event history."""
+        found = self.old_events(namespace, name)
+        scaled = [e for e in (found[1].get("events") or []) if e["reason"] in SCALE_REASONS] if found else []
+        if not found or not scaled:
+            return []
+        event = scaled[-1]
+        return [{"signal": "events", "claim": f"{event['last_seen']}: {event['object']}: {event['message']}",
+                 "tool_call_id": found[0], "observed": {"total": found[1]["total"]}}]
+
+    def _log_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.logs_of(namespace, name)
+        if not found:
+            return []
+        cid, data = found
+        return [{"signal": "consumer_logs", "claim": f"{name}: {data['summary']}",
+                 "tool_call_id": cid, "observed": {"total": data["total"]}}]
+
+    def _producer_evidence(self, namespace: str) -> list[dict[str, Any]]:
+        found = self.namespace_logs(namespace, "warn")
+        if not found or not found[1]["total"]:
+            return []
+        cid, data = found
+        return [{"signal": "producer_activity", "claim": f"{data['total']} warnings: {data['summary'][:120]}",
+                 "tool_call_id": cid, "observed": {"total": data["total"]}}]

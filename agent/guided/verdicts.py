@@ -1,0 +1,264 @@
+"""The guided verdict: the categories and actions consistent with what the tools showed, the constrained schema
+built from them, and the expansion of a compact choice into a full draft with evidence and sizing done by code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.findings import autoscaled_to_rest, serving_failure
+from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
+from agent.guided.steps import _enum
+from agent.scope import EVERYTHING, Scope
+from agent.signals import (
+    BROKER,
+    MAINTENANCE,
+    Observation,
+    checked_signals,
+    consumer_refs,
+)
+from agent.sizing import previous_replicas, replicas_to_keep_up
+
+ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
+
+
+def observed_symptoms(observations: list[Observation]) -> set[str]:
+    """System-wide symptoms the tools showed: a queue growing despite consumers, error logs."""
+    found = set()
+    for obs in observations:
+        if not obs.ok:
+            continue
+        trend = obs.data.get("depth_trend") or {}
+        if obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
+            found.add("consumer_too_slow")
+        if obs.tool == "search_logs" and ((obs.data.get("by_status") or {}).get("error") or 0) > 0:
+            found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}}
+        if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
+            found.add("backlog")
+    return found
+
+
+def intentional_pause(state: dict[str, Any]) -> bool:
+    """Scaled down on purpose and said so: an annotation or an event of the deployment names a pause."""
+    notes = [f"{k} {v}" for k, v in (state.get("annotations") or {}).items()]
+    notes += [f"{e.get('reason')} {e.get('message')}" for e in state.get("events") or []]
+    return any(MAINTENANCE.search(note) for note in notes)
+
+
+def recently_scaled(state: dict[str, Any]) -> bool:
+    """Its ReplicaSets were scaled within the deployment's recent events (the last hour)."""
+    return any(e.get("reason") == "ScalingReplicaSet" for e in state.get("events") or [])
+
+
+def recent_rollout(state: dict[str, Any]) -> bool:
+    """A new ReplicaSet was scaled up within the deployment's recent events (a rollout, not a resize)."""
+    scaled_up = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
+                 and "scaled up" in str(e.get("message", "")).lower()]
+    scaled_down = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
+                   and "scaled down" in str(e.get("message", "")).lower()]
+    return bool(scaled_up and scaled_down)
+
+
+def consistent_options(state: dict[str, Any] | None,
+                       symptoms: set[str] | None = None) -> tuple[list[str], list[str]]:
+    """Root-cause categories and actions that agree with what the tools showed about a deployment. A crash-looping
+    deployment cannot be 'scaled to 0', and scaling it up cannot fix it; a deployment at 0 is not crash-looping;
+    a fully available deployment is at fault only through a symptom the tools showed (a growing queue, errors)."""
+    from agent.verdict import Category
+
+    every = [c for c in Category.__args__ if c != "planned_maintenance"]  # type: ignore[attr-defined]
+    if not state:
+        return every, ALL_ACTIONS
+    waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
+    broker = bool(BROKER.search(" ".join(state.get("images", []))))
+    rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
+    if state.get("desired") == 0:
+        backlog = "backlog" in (symptoms or set())
+        if intentional_pause(state) and not backlog:
+            return [], []
+        if not (backlog or broker or recently_scaled(state)):
+            return [], []  # parked at 0 long ago and nothing waits for it: not what broke
+        return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
+    if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
+        return ["config_change"], ["rollback", "none"]
+    if "CrashLoopBackOff" in waiting:
+        # Restarting the revision that crashes brings back the same crash; after a rollout, undo it.
+        return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
+            ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
+    if state.get("available", 0) >= state.get("desired", 0):
+        seen = {s.split(":")[0] for s in symptoms or set()
+                if ":" not in s or s.split(":", 1)[1] in (state.get("name"), (state.get("labels") or {}).get("name"))}
+        shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in seen]
+        if shown == ["consumer_too_slow"]:
+            return shown, ["scale"]
+        if shown == ["app_errors"] and rolled_out and recent_rollout(state):
+            return shown, ["rollback", "none"]  # errors from a fully available revision just rolled out
+        return shown, [a for a in ALL_ACTIONS if a != "rollback"] if shown else []
+    return every, ALL_ACTIONS
+
+
+def finding_options(ref: tuple[str, str], state: dict[str, Any],
+                    observations: list[Observation]) -> tuple[list[str], list[str]] | None:
+    """What the shared findings say a workload's fault can be and how it comes back, when they say anything."""
+    if ref in stuck_refs(observations):
+        return ["consumer_stuck"], ["rollout_restart", "none"]
+    if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
+        failure = serving_failure(state)
+        if failure is not None:
+            return [failure.category], [failure.action, "none"]
+    if autoscaled_to_rest(state) and "backlog" not in observed_symptoms(observations):
+        return [], []
+    return None
+
+
+def verdict_schema(observations: list[Observation], call_ids: list[str],
+                   scope: Scope = EVERYTHING) -> dict[str, Any]:
+    """One branch per kind of answer: healthy / inconclusive, or an incident at one discovered deployment with the
+    categories and actions consistent with its observed state."""
+    from agent.validator import known_deployments
+
+    states = known_deployments(observations)
+    symptoms = observed_symptoms(observations)
+    common = {"evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
+              "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
+    checked = checked_signals(observations)
+    missing = any(not o.ok for o in observations) or not {"queue_consumers", "queue_depth"} <= set(checked)
+    calm = ["healthy", "inconclusive"] if missing else ["healthy"]
+    branches: list[dict[str, Any]] = [{
+        "type": "object", "additionalProperties": False, "required": ["status", "evidence", "confidence"],
+        "properties": {"status": {"type": "string", "enum": calm}, **common}}]
+    for (namespace, name) in Inventory.of(observations, scope).deployment_refs():
+        state = states.get((namespace, name)) or {}
+        found = finding_options((namespace, name), state, observations) if state else None
+        categories, actions = found if found is not None else consistent_options(state or None, symptoms)
+        if not categories:
+            continue
+        actions = [a for a in actions if a != "none"] or ["none"]  # an incident comes with its fix
+        branches.append({
+            "type": "object", "additionalProperties": False,
+            "required": ["status", "component", "category", "remediation", "evidence", "confidence"],
+            "properties": {"status": {"type": "string", "enum": ["incident"]},
+                           "component": {"type": "string", "enum": [f"{namespace}/{name}"]},
+                           "category": _enum(categories), "remediation": _enum(actions),
+                           **common}})
+    return {"anyOf": branches}
+
+
+def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
+    data, claim = obs.data, obs.summary[:200]
+    items: list[dict[str, Any]] = []
+    if obs.tool == "get_queue_stats" and "queue" in data:
+        items += [{"signal": "queue_consumers", "observed": {"consumers": data["consumers"]}},
+                  {"signal": "queue_depth", "observed": {"messages": data["messages"]}}]
+        if data.get("publish_rate") is not None:
+            items.append({"signal": "producer_activity", "observed": {"publish_rate": data["publish_rate"]}})
+    elif obs.tool == "get_queue_stats" and data.get("queues"):
+        row = next((r for r in data["queues"] if r["queue"] in data.get("attention", [])), data["queues"][0])
+        items += [{"signal": "queue_consumers", "observed": {"consumers": row["consumers"]}},
+                  {"signal": "queue_depth", "observed": {"messages": row["messages"]}}]
+    elif obs.tool == "get_deployment" and "deployments" in data:
+        items.append({"signal": "replicas", "observed": {"attention": data.get("attention", [])}})
+    elif obs.tool == "get_deployment" and "name" in data:
+        items.append({"signal": "replicas", "observed": {"desired": data["desired"], "available": data["available"]}})
+        events = data.get("events") or []
+        notable = ([e for e in events if e.get("type") == "Warning"]
+                   or [e for e in events if e.get("reason") == "ScalingReplicaSet"] or events)
+        if notable:
+            event = notable[-1]
+            items.append({"signal": "events", "observed": {"reason": event["reason"]},
+                          "claim": f"{event.get('object')}: {event['reason']}: {event.get('message', '')}"[:200]})
+    elif obs.tool == "search_logs" and "status:" in str(obs.args.get("query")):
+        items += [{"signal": "errors", "observed": {"total": data["total"]}},
+                  {"signal": "producer_activity", "observed": {"total": data["total"]}}]
+    elif obs.tool == "search_logs":
+        items.append({"signal": "consumer_logs", "observed": {"total": data["total"]}})
+    elif obs.tool == "get_metric" and data.get("series"):
+        signal = next((s for s in ("replicas", "queue_consumers", "queue_depth", "producer_activity")
+                       if s in obs.signals), "other")
+        items.append({"signal": signal, "observed": {"series.0.trend.last": data["series"][0]["trend"]["last"]}})
+    elif obs.tool == "list_events":
+        items.append({"signal": "events", "observed": {"total": data["total"]}})
+    return [{"claim": claim, **item, "tool_call_id": obs.call_id} for item in items]
+
+
+def _shows_errors(obs: Observation) -> bool:
+    statuses = obs.data.get("by_status") or {}
+    return obs.tool == "search_logs" and any(statuses.get(s) for s in ("error", "critical", "warn", "warning"))
+
+
+def _facts(choice: dict[str, Any], observations: list[Observation]) -> list[str]:
+    """What the calls about the chosen component (then the rest) returned, one clipped line each."""
+    names = {str(choice.get("component") or "").partition("/")[2]} - {""}
+    ordered = sorted(observations, key=lambda o: not _concerns(o, names | {str(o.data.get("queue"))}))
+    return [f"{o.call_id}: {_clip(o.summary.split('; consumed by')[0], 140)}" for o in ordered[:3]]
+
+
+def _summary(choice: dict[str, Any], facts: list[str]) -> str:
+    """Written by code from the choice and what the cited calls returned, so every sentence is backed."""
+    status = choice.get("status", "inconclusive")
+    if status == "incident":
+        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ').capitalize()} at Deployment " \
+               f"{choice.get('component')}"
+    elif status == "healthy":
+        head = "No incident: work is flowing"
+    else:
+        head = "Inconclusive: the evidence is missing or contradictory"
+    return head + (f" ({facts[0]})" if facts else "")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _concerns(obs: Observation, names: set[str]) -> bool:
+    text = json.dumps(obs.args) + " " + obs.summary
+    return any(name in text for name in names)
+
+
+def _replicas(namespace: str, name: str, observations: list[Observation]) -> int:
+    """Sized by code: back to the count before a scale-down to 0; enough consumers to outpace the producers of
+    a queue it is falling behind on; otherwise one more than now."""
+    from agent.validator import known_deployments
+
+    state = known_deployments(observations).get((namespace, name)) or {}
+    desired = state.get("desired", 0)
+    if not desired:
+        return previous_replicas((state.get("last_scaled") or {}).get("message", "")) or 1
+    for obs in observations:
+        data = obs.data
+        if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and (namespace, name) in consumer_refs(data):
+            return replicas_to_keep_up(desired, data.get("publish_rate") or 0.0, data.get("deliver_rate") or 0.0,
+                                       data.get("messages") or 0)
+    return desired + 1
+
+
+def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> dict[str, Any]:
+    """A full verdict draft from the compact one: evidence from the cited calls (and, as bookkeeping, every other
+    successful call about the chosen component or a queue), numbers copied from their results."""
+    status = choice.get("status", "inconclusive")
+    namespace, _, name = str(choice.get("component") or "").partition("/")
+    by_id = {o.call_id: o for o in observations if o.ok and o.repeated_from is None}
+    cited = [by_id[c] for c in choice.get("evidence", []) if c in by_id]
+    names = {name} if name else set()
+    names |= {o.data["queue"] for o in by_id.values() if o.tool == "get_queue_stats" and "queue" in o.data}
+    if status == "healthy":
+        related = [o for o in by_id.values() if o not in cited and o.tool in ("get_queue_stats", "get_deployment")]
+    else:
+        related = [o for o in by_id.values() if o not in cited and (_concerns(o, names) or _shows_errors(o))]
+    evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
+    facts = _facts(choice, [*cited, *related])
+    summary = _summary(choice, facts)
+    draft: dict[str, Any] = {"status": status, "summary": summary,
+                             "confidence": choice.get("confidence", 0.5), "evidence": evidence}
+    if status == "incident" and name:
+        draft["root_cause"] = {"category": choice.get("category", "unknown"),
+                               "explanation": "; ".join(facts) or summary,
+                               "component": {"kind": "Deployment", "namespace": namespace, "name": name}}
+        action = choice.get("remediation", "none")
+        if action != "none":
+            draft["remediation"] = {"action": action, "namespace": namespace, "name": name,
+                                    "replicas": _replicas(namespace, name, observations)
+                                    if action == "scale" else None,
+                                    "verification": ["available replicas at desired", "queue consumers ≥ 1",
+                                                     "queue depth falling"]}
+    return draft
