@@ -122,3 +122,24 @@ def autoscaled_to_rest(detail: dict[str, Any]) -> bool:
     """Its replica count is owned by an autoscaler and sits at the autoscaler's minimum: an intended level."""
     scaler = detail.get("autoscaler") or {}
     return bool(scaler) and detail.get("desired") == scaler.get("min_replicas")
+
+
+def restore_replicas(detail: dict[str, Any], desired_history: dict[str, Any] | None) -> int:
+    """How many replicas bring a workload back from 0: the level before the drop in its replica history
+    (metrics), else the count its latest scaling event names, and never below its autoscaler's minimum. The
+    history comes first because event text can be forged; metrics are written by the cluster's own agent."""
+    from agent.sizing import previous_replicas
+
+    before = replicas_before_zero(desired_history) if desired_history else None
+    before = before or previous_replicas((detail.get("last_scaled") or {}).get("message", "")) or 1
+    return max(1, before, (detail.get("autoscaler") or {}).get("min_replicas") or 1)
+
+
+def desired_history_query(namespace: str, name: str) -> str:
+    """The metric query for a workload's desired-replica history (kube-state-metrics through Datadog)."""
+    return f"max:kubernetes_state.deployment.replicas_desired{{kube_namespace:{namespace},kube_deployment:{name}}}"
+
+
+def broker_alarms(queue_results: list[dict[str, Any]]) -> list[str]:
+    """Resource alarms the broker reported in any get_queue_stats result: while set, every publisher is blocked."""
+    return sorted({alarm for result in queue_results for alarm in result.get("alarms") or []})

@@ -40,11 +40,13 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
         ("call_4", "search_logs", "kube_namespace:sock-shop status:(error OR warn)"),
         ("call_5", "search_logs", "kube_namespace:sock-shop (queue OR publish* OR enqueue*)"),
         ("call_6", "get_queue_stats", "shipping-task"), ("call_7", "get_deployment", "queue-master"),
-        ("call_8", "search_logs", "kube_namespace:sock-shop service:queue-master")]
+        ("call_8", "get_metric", "max:kubernetes_state.deployment.replicas_desired{kube_namespace:sock-shop,"
+                                 "kube_deployment:queue-master}"),
+        ("call_9", "search_logs", "kube_namespace:sock-shop service:queue-master")]
     assert verdict.remediation is not None
     assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
     assert {("queue_consumers", "call_6"), ("queue_depth", "call_6"), ("producer_activity", "call_6"),
-            ("replicas", "call_7"), ("events", "call_7"), ("consumer_logs", "call_8")} <= {
+            ("replicas", "call_7"), ("events", "call_7"), ("consumer_logs", "call_9")} <= {
         (e.signal, e.tool_call_id) for e in verdict.evidence}
     assert verdict.summary.startswith("Consumer unavailable at Deployment sock-shop/queue-master (call_6: ")
     assert verdict.root_cause is not None and verdict.root_cause.explanation.startswith("call_6: shipping-task: 5")
@@ -66,7 +68,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
     assert offered["search_logs"]["deployment"]["enum"][0] == "sock-shop/queue-master", "the suspect comes first"
     assert model.calls[1].messages[-1]["content"].startswith("not a valid step")
     branches = model.calls[-1].response_schema["anyOf"]  # type: ignore[index]
-    assert branches[0]["properties"]["evidence"]["items"]["enum"] == [f"call_{i}" for i in range(1, 9)]
+    assert branches[0]["properties"]["evidence"]["items"]["enum"] == [f"call_{i}" for i in range(1, 10)]
     assert "summary" not in branches[0]["properties"], "the summary is written by code from the results"
     by_component = {b["properties"]["component"]["enum"][0]: b["properties"] for b in branches[1:]}
     scaled_to_zero = by_component["sock-shop/queue-master"]

@@ -231,3 +231,15 @@ def test_several_consumers_and_cross_namespace_names_are_checked(tmp_path: Path)
                            "    - {name: t, consumer: {deployment: worker}}\n")
     with pytest.raises(ScenarioError, match="deployments defined twice: shop/api"):
         world_of(tmp_path, '    - {name: api, image: "acme/api:2.0"}\n')
+
+
+def test_a_hung_consumer_with_no_pods_is_rejected_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="deployment 'worker' hangs at 2026-02-01T10:20:00\\+00:00 but has no "
+                                            "pods then"):
+        world_of(tmp_path, """    - name: worker
+      image: "acme/worker:2.0"
+      replicas:
+        - {at: "2026-02-01T10:00:00Z", replicas: 1}
+        - {at: "2026-02-01T10:10:00Z", replicas: 0}
+      hangs: [{at: "2026-02-01T10:20:00Z"}]
+""")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.findings import autoscaled_to_rest, mentioned_workloads, stuck_consumers
+from agent.findings import autoscaled_to_rest, desired_history_query, mentioned_workloads, stuck_consumers
 from agent.llm.conversation import Seen
 from agent.scope import EVERYTHING, Scope
 from agent.signals import ERROR_BURST, consumer_refs
@@ -15,8 +15,7 @@ SILENT_WINDOW = "now-5m"
 LONG_HISTORY = "now-24h"
 
 
-def desired_query(namespace: str, name: str) -> str:
-    return f"max:kubernetes_state.deployment.replicas_desired{{kube_namespace:{namespace},kube_deployment:{name}}}"
+desired_query = desired_history_query
 
 
 class Reading:

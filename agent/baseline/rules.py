@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 from agent.baseline.reading import Reading
-from agent.findings import hung_dependency, replicas_before_zero, serving_failure
+from agent.findings import broker_alarms, hung_dependency, restore_replicas, serving_failure
 from agent.scope import _names, words
 from agent.signals import BROKER, MAINTENANCE
-from agent.sizing import previous_replicas, replicas_to_keep_up
+from agent.sizing import replicas_to_keep_up
 
 
 class Diagnosis(Reading):
@@ -88,7 +88,7 @@ class Diagnosis(Reading):
 
     def _broker_alarm(self) -> dict[str, Any] | None:
         table = self.seen.find("get_queue_stats", queue=None)
-        alarms = (table[1].get("alarms") or []) if table else []
+        alarms = broker_alarms([table[1]]) if table else []
         broker = next(((ns, n) for ns, n in self.workloads() if (d := self.table_row(ns, n))
                        and BROKER.search(" ".join([n, *d.get("images", [])]))), None)
         if not alarms or table is None or broker is None:
@@ -185,9 +185,7 @@ class Diagnosis(Reading):
         """Back to the count before the drop: the replica history in metrics first, the scaling event second,
         never below an autoscaler's minimum."""
         history = self.desired_history(namespace, name)
-        previous = (replicas_before_zero(history[1]) if history else None) or previous_replicas(
-            (detail.get("last_scaled") or {}).get("message", "")) or 1
-        previous = max(previous, (detail.get("autoscaler") or {}).get("min_replicas") or 1)
+        previous = restore_replicas(detail, history[1] if history else None)
         return {"action": "scale", "namespace": namespace, "name": name, "replicas": max(1, previous),
                 "risk": "low", "rationale": why,
                 "verification": [f"{name} available replicas ≥ {max(1, previous)}", "queue consumers ≥ 1",

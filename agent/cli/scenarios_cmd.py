@@ -47,6 +47,6 @@ def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario f
             err.print(f"[red]invalid[/] {escape(str(exc))}", markup=True)
             continue
         out.print(f"ok {scenario.id}: {len(scenario.world.deployments)} deployments, "
-                  f"{len(scenario.world.queues)} queues, clock {scenario.clock.now.isoformat()}")
+                  f"{len(scenario.world.queues)} queues, clock {scenario.clock.now.isoformat()}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)

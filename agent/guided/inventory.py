@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.findings import mentioned_workloads, stuck_consumers
+from agent.findings import desired_history_query, mentioned_workloads, stuck_consumers
 from agent.guided.steps import _taken
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
@@ -139,9 +139,18 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
     rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
     leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
               if r.get("messages") or not r.get("consumers")][:2]
+    from agent.validator import known_deployments  # the validator owns what a deployment's state is
+
+    states = known_deployments(observations)
     for ref in suspects(observations, scope)[:MAX_SUSPECTS]:
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
+        if (states.get((namespace, name)) or {}).get("desired") == 0 and "name" in states[(namespace, name)]:
+            # sized from the replica history, which event text cannot forge
+            leads.append(("get_metric", {"query": desired_history_query(namespace, name), "start": "now-24h"}))
+    for ref in called_and_failing(observations, scope)[:2]:
+        namespace, name = ref.split("/", 1)  # a dependency that answers nothing also logs nothing
+        leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
     return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
 
 

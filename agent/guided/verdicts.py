@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.findings import autoscaled_to_rest, serving_failure
+from agent.findings import (
+    autoscaled_to_rest,
+    broker_alarms,
+    desired_history_query,
+    hung_dependency,
+    restore_replicas,
+    serving_failure,
+)
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
 from agent.scope import EVERYTHING, Scope
@@ -17,7 +24,7 @@ from agent.signals import (
     checked_signals,
     consumer_refs,
 )
-from agent.sizing import previous_replicas, replicas_to_keep_up
+from agent.sizing import replicas_to_keep_up
 
 ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
@@ -103,9 +110,17 @@ def finding_options(ref: tuple[str, str], state: dict[str, Any],
     if ref in stuck_refs(observations):
         return ["consumer_stuck"], ["rollout_restart", "none"]
     if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
-        failure = serving_failure(state)
+        own = next((o.data for o in observations if o.ok and o.tool == "search_logs"
+                    and o.args.get("query") == f"kube_namespace:{ref[0]} service:{ref[1]}"), None)
+        callers = [o.data for o in observations if o.ok and o.tool == "search_logs" and "status:" in
+                   str(o.args.get("query"))]
+        failure = serving_failure(state) or next(
+            (found for logs in callers if (found := hung_dependency(own, logs))), None)
         if failure is not None:
             return [failure.category], [failure.action, "none"]
+    alarms = broker_alarms([o.data for o in observations if o.ok and o.tool == "get_queue_stats"])
+    if alarms and BROKER.search(" ".join(state.get("images", []))):
+        return ["resource_exhaustion"], ["none"]
     if autoscaled_to_rest(state) and "backlog" not in observed_symptoms(observations):
         return [], []
     return None
@@ -223,7 +238,10 @@ def _replicas(namespace: str, name: str, observations: list[Observation]) -> int
     state = known_deployments(observations).get((namespace, name)) or {}
     desired = state.get("desired", 0)
     if not desired:
-        return previous_replicas((state.get("last_scaled") or {}).get("message", "")) or 1
+        query = desired_history_query(namespace, name)
+        history = next((o.data for o in observations if o.ok and o.tool == "get_metric"
+                        and o.args.get("query") == query), None)
+        return restore_replicas(state, history)
     for obs in observations:
         data = obs.data
         if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and (namespace, name) in consumer_refs(data):

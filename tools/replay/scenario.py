@@ -280,6 +280,11 @@ class World(_Strict):
         for d in self.deployments:
             if d.autoscaler and d.autoscaler.queue and d.autoscaler.queue not in queues:
                 problems.append(f"autoscaler of {d.name!r} watches unknown queue {d.autoscaler.queue!r}")
+        for d in self.deployments:
+            for hang in d.hangs:
+                if _replicas_at(d, hang.at, self.start) == 0:
+                    problems.append(f"deployment {d.name!r} hangs at {hang.at.isoformat()} but has no pods then: "
+                                    "a hang needs running pods (give replicas > 0 at that time)")
         duplicates = sorted({f"{ns}/{n}" for ns, n in known
                              if sum(1 for d in self.deployments if self.workload_key(d.name, d.namespace) == (ns, n))
                              > 1})
@@ -316,3 +321,11 @@ class Scenario(_Strict):
         if self.clock.now <= self.world.start:
             raise ValueError(f"clock.now ({self.clock.now}) must be after world.start ({self.world.start})")
         return self
+
+
+def _replicas_at(deployment: Deployment, at: datetime, start: datetime) -> int:
+    """Desired replicas of a deployment's timeline at `at` (0 before its first change)."""
+    if isinstance(deployment.replicas, int):
+        return deployment.replicas
+    changes = [c for c in sorted(deployment.replicas, key=lambda c: c.at) if c.at <= max(at, start)]
+    return changes[-1].replicas if changes else 0
