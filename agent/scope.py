@@ -26,7 +26,7 @@ _ENV_OF = {word: env for env, words in ENVIRONMENTS.items() for word in words}
 GENERIC = {"api", "app", "apps", "svc", "service", "services", "server", "web", "job", "jobs", "worker",
            "workers", "queue", "queues", "default", "system", "kube", "main", "core", "the", "and"}
 MIN_WORD = 4
-PREFIX = 5  # "shipments" names "shipping", "notification" names "notify"
+PREFIX = 5  # "invoices" names "invoicing", "notification" names "notify"
 
 
 def words(text: str) -> list[str]:

@@ -128,7 +128,7 @@ AnswerKind = Literal["replicas", "image", "queues", "changes"]
 class Fact(_Model):
     """One value a factual answer states, copied from the result of the call it cites."""
 
-    subject: str = Field(description="what it is about, e.g. 'shop/carts' or '/orders-queue'")
+    subject: str = Field(description="what it is about, e.g. 'payments/ledger-api' or 'invoice-jobs'")
     field: str = Field(description="the result field, e.g. 'desired', 'images', 'messages'")
     value: Any
     tool_call_id: str

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import typer
 
 from agent.cli.approvals_cmd import approvals_app
 from agent.cli.ask_cmd import ask, chat
 from agent.cli.audit_cmd import audit
-from agent.cli.eval_cmd import eval_command
-from agent.cli.scenarios_cmd import scenarios_app
 from agent.cli.schema_cmd import schema
 from agent.cli.tools_cmd import tools_app
 
@@ -17,11 +17,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 app.command()(ask)
 app.command()(chat)
 app.command()(schema)
-app.command("eval")(eval_command)
 app.command()(audit)
 app.add_typer(tools_app, name="tools")
-app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(approvals_app, name="approvals")
+
+
+PLUGINS = "sre_agent.commands"  # command groups other packages add (the eval harness: `eval`, `scenarios`)
+for plugin in entry_points(group=PLUGINS):
+    plugin.load()(app)
 
 
 def main() -> None:

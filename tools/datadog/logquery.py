@@ -18,7 +18,7 @@ from tools.errors import BadQuery
 Predicate = Callable[[LogRecord], bool]
 
 _TOKEN = re.compile(r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<word>[^\s()"]+(?:"[^"]*")?))')
-_EXAMPLE = "e.g. 'service:orders kube_namespace:shop status:error' or '-service:web \"timed out\"'"
+_EXAMPLE = "e.g. 'service:billing-api kube_namespace:payments status:error' or '-service:web \"timed out\"'"
 
 
 @dataclass
