@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ENVIRONMENTS = {
@@ -60,18 +60,28 @@ class Scope:
     everything: bool = True
     named: tuple[str, ...] = ()
     excluded: frozenset[str] = field(default_factory=frozenset)
+    focus: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
     def covers(self, namespace: str | None) -> bool:
         if namespace is None:
             return True
         return namespace not in self.excluded if self.everything else namespace in self.namespaces
 
+    def covers_workload(self, namespace: str | None, name: str | None) -> bool:
+        """A workload is in scope when its namespace is and, if the question names workloads by their full
+        name, it is one of them or something their work flows through (their queues' consumers, what their
+        errors name, the broker)."""
+        if not self.covers(namespace):
+            return False
+        return not self.focus or namespace is None or name is None or (namespace, name) in self.focus
+
     def describe(self) -> str:
         if self.everything and not self.excluded:
             return "the whole system (the question names no namespace)"
         if self.everything:
             return f"everything but {', '.join(sorted(self.excluded))}"
-        return ", ".join(sorted(self.namespaces)) + (f" (named: {', '.join(self.named)})" if self.named else "")
+        text = ", ".join(sorted(self.namespaces)) + (f" (named: {', '.join(self.named)})" if self.named else "")
+        return text + (f"; about {', '.join(sorted(f'{ns}/{n}' for ns, n in self.focus))}" if self.focus else "")
 
 
 EVERYTHING = Scope()
@@ -89,6 +99,7 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     named = sorted(direct)
     text = " ".join(words(question))
     exact = [(ns, name) for ns, name in workloads if ns in spaces and f" {' '.join(words(name))} " in f" {text} "]
+    focus = frozenset(ref for ref in exact if _as_component(ref[1], text))
     for namespace, name in exact or [(ns, n) for ns, n in workloads if _names(asked, n) and ns in spaces]:
         matched.add(namespace)
         named.append(f"{namespace}/{name}")
@@ -99,14 +110,30 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     excluded = _siblings(direct or matched, spaces, asked) | _other_environments(spaces, named_envs)
     matched -= excluded
     named = [n for n in named if n.split("/")[0] not in excluded]
+    focus = frozenset(ref for ref in focus if ref[0] not in excluded)
     if not matched:
-        return Scope(everything=True, excluded=frozenset(excluded), named=tuple(named))
+        return Scope(everything=True, excluded=frozenset(excluded), named=tuple(named), focus=focus)
     reached = set(matched) | {ns for ns in shared if ns in spaces}
     local = set(asked) | {w for ns in matched for w in words(ns)}
     local |= {w for namespace, name in workloads if namespace in matched for w in words(name)}
     reached |= {namespace for namespace, queue in consumers if namespace in spaces and _names(local, queue)}
     return Scope(namespaces=frozenset(reached - excluded), everything=False, named=tuple(dict.fromkeys(named)),
-                 excluded=frozenset(excluded))
+                 excluded=frozenset(excluded), focus=focus)
+
+
+COMPONENT_NOUNS = {"service", "services", "deployment", "deployments", "pod", "pods", "page", "pages", "api",
+                   "app", "workload", "statefulset", "container", "containers", "server", "endpoint", "worker",
+                   "workers", "svc", "image", "replicas", "consumer", "consumers"}
+
+
+def _as_component(name: str, text: str) -> bool:
+    """The question names the workload as a component, not as an ordinary word ("orders" in "tickets about
+    orders"): a name with a hyphen or digit, or one followed by a component noun ("the orders service")."""
+    if re.search(r"[-_0-9]", name):
+        return True
+    spoken = f" {' '.join(words(name))} "
+    _, found, rest = f" {text} ".partition(spoken)
+    return bool(found) and (rest.split(" ", 1)[0] in COMPONENT_NOUNS)
 
 
 def _siblings(matched: set[str], spaces: list[str], asked: set[str]) -> set[str]:
@@ -141,7 +168,12 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
     namespaces: set[str] = set()
     workloads: set[tuple[str, str]] = set()
     consumers: set[tuple[str, str]] = set()
+    consuming: set[tuple[str, str, str]] = set()  # (namespace, workload, queue)
+    brokers: set[tuple[str, str]] = set()
+    down: set[tuple[str, str]] = set()  # workloads below desired or at 0
+    starved: set[str] = set()  # queues holding messages with no consumer
     shared: set[str] = set()
+    samples: list[dict[str, Any]] = []
     for tool, _args, data in results:
         if "error" in data:
             continue
@@ -150,18 +182,59 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
             namespaces.add(data["namespace"])
             for row in data["deployments"]:
                 workloads.add((data["namespace"], row["name"]))
+                if row.get("available", 0) < row.get("desired", 0) or row.get("desired") == 0:
+                    down.add((data["namespace"], row["name"]))
                 if BROKER.search(" ".join([row["name"], *row.get("images", [])])):
                     shared.add(data["namespace"])
+                    brokers.add((data["namespace"], row["name"]))
         if tool == "get_queue_stats" and "queue" in data:
-            consumers |= {(c["namespace"], data["queue"]) for c in data.get("consumed_by") or []
-                          if isinstance(c, dict)}
-    return scope_of(question, namespaces, workloads, consumers, shared)
+            refs = [c for c in data.get("consumed_by") or [] if isinstance(c, dict)]
+            consumers |= {(c["namespace"], data["queue"]) for c in refs}
+            consuming |= {(c["namespace"], c["name"], data["queue"]) for c in refs}
+            if not data.get("consumers") and data.get("messages"):
+                starved.add(data["queue"])
+        if tool == "search_logs":
+            samples += [line for line in data.get("samples") or [] if isinstance(line, dict)]
+    scope = scope_of(question, namespaces, workloads, consumers, shared)
+    if not scope.focus:
+        return scope
+    return replace(scope, focus=_flows_through(scope.focus, workloads, consuming, brokers | _missing_consumers(
+        scope.focus, starved, down), samples))
+
+
+def _missing_consumers(focus: frozenset[tuple[str, str]], starved: set[str],
+                       down: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """A queue named like a focused workload holds messages with no consumer: whichever workload of the same
+    namespaces is down may be the consumer that is missing, so the work flows through it too."""
+    focus_words = {w for _, name in focus for w in words(name)}
+    if not any(_names(focus_words, queue) for queue in starved):
+        return set()
+    spaces = {ns for ns, _ in focus}
+    return {ref for ref in down if ref[0] in spaces}
+
+
+def _flows_through(focus: frozenset[tuple[str, str]], workloads: set[tuple[str, str]],
+                   consuming: set[tuple[str, str, str]], brokers: set[tuple[str, str]],
+                   samples: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
+    """The named workloads and what their work goes through: consumers of queues named like them, workloads
+    their error lines address (a refused or timed-out dependency), and the broker."""
+    from agent.findings import mentioned_workloads
+
+    reached = set(focus) | brokers
+    focus_words = {w for _, name in focus for w in words(name)}
+    reached |= {(ns, name) for ns, name, queue in consuming if _names(focus_words, queue)}
+    names = [name for _, name in workloads]
+    for ns, name in focus:
+        own = [line for line in samples if line.get("service") == name]
+        mentioned = mentioned_workloads({"samples": own}, names)
+        reached |= {(wns, wname) for wns, wname in workloads if wname in mentioned and wns == ns}
+    return frozenset(reached)
 
 
 def conversation_scope(questions: list[str], results: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> Scope:
     """The latest question that names a place sets the scope; follow-ups that name nothing keep it."""
     for question in reversed(questions):
         scope = scope_from_results(question, results)
-        if not scope.everything or scope.excluded:
+        if not scope.everything or scope.excluded or scope.focus:
             return scope
     return EVERYTHING

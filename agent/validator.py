@@ -201,12 +201,14 @@ def _within_scope(draft: VerdictDraft, scope: Scope, notes: list[str]) -> Verdic
     change is proposed outside it."""
     update: dict[str, object] = {}
     remediation = draft.remediation
-    if remediation is not None and remediation.action != "none" and not scope.covers(remediation.namespace):
+    if remediation is not None and remediation.action != "none" and not scope.covers_workload(
+            remediation.namespace, remediation.name):
         notes.append(f"dropped remediation on {remediation.namespace}/{remediation.name}: outside the question's "
                      f"scope ({scope.describe()})")
         update["remediation"] = None
     component = draft.root_cause.component if draft.root_cause else None
-    if draft.status == "incident" and component is not None and not scope.covers(component.namespace):
+    if draft.status == "incident" and component is not None and not scope.covers_workload(
+            component.namespace, component.name if component.kind != "Queue" else None):
         notes.append(f"{component.ref()} is outside the question's scope ({scope.describe()}): reported as also "
                      "noticed, not as the answer")
         cited = sorted({e.tool_call_id for e in draft.evidence})

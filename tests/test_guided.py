@@ -264,5 +264,5 @@ def test_the_guided_graph_does_not_give_the_answers_away() -> None:
     from evals.ablation import pass_rate
 
     passed, total = pass_rate("last", trials=1)
-    assert total >= 15 and passed / total <= 0.5, (
+    assert total >= 15 and passed / total <= 0.55, (
         f"a picker with no judgment passes {passed}/{total}: the narrowing decides instead of the model")

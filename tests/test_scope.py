@@ -52,3 +52,11 @@ def test_the_validator_never_answers_or_remediates_outside_the_scope() -> None:
     assert (verdict.status, verdict.remediation, verdict.root_cause) == ("inconclusive", None, None)
     assert verdict.also_noticed == ["staging worker at 0 []"]
     assert notes[0].startswith("dropped remediation on shop-staging/worker: outside the question's scope")
+
+
+def test_a_workload_named_as_a_component_focuses_the_answer_an_ordinary_word_does_not() -> None:
+    workloads = [("shop", "orders"), ("shop", "payment"), ("shop", "queue-master")]
+    assert scope_of("Orders go through but nothing ships", ["shop"], workloads).focus == frozenset()
+    assert scope_of("is the payment page slow?", ["shop"], workloads).focus == {("shop", "payment")}
+    assert scope_of("is queue-master ok?", ["shop"], workloads).focus == {("shop", "queue-master")}
+    assert not scope_of("is the payment page slow?", ["shop"], workloads).covers_workload("shop", "queue-master")

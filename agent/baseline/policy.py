@@ -99,8 +99,8 @@ class PlaybookPolicy:
         for namespace, name in dict.fromkeys(wanted):
             if not seen.find("get_deployment", namespace=namespace, name=name):
                 calls.append(self._call("get_deployment", namespace=namespace, name=name))
-        if not (scope.everything and not scope.excluded):  # enough to say what is wrong elsewhere, too
-            wanted = [ref for ref in Diagnosis(seen).candidates() if not scope.covers(ref[0])][:2]
+        if not (scope.everything and not scope.excluded and not scope.focus):  # say what is wrong elsewhere too
+            wanted = [ref for ref in Diagnosis(seen).candidates() if not scope.covers_workload(*ref)][:2]
             calls += [self._call("get_deployment", namespace=ns, name=n) for ns, n in wanted
                       if not seen.find("get_deployment", namespace=ns, name=n)]
         for namespace, name, _ in diagnosis.failing_dependencies()[:3]:

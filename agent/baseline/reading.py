@@ -54,7 +54,7 @@ class Reading:
     def _in_scope(self, queue: str) -> bool:
         """A queue belongs to the scope when a consumer of it does, or when nothing consumes it."""
         refs = self.consumers_of(queue)
-        return not refs or any(self.scope.covers(namespace) for namespace, _ in refs)
+        return not refs or any(self.scope.covers_workload(namespace, name) for namespace, name in refs)
 
     def stuck_queues(self) -> list[str]:
         return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
@@ -104,7 +104,8 @@ class Reading:
                 detail = self.detail(table["namespace"], row["name"])
                 if detail and autoscaled_to_rest(detail[1]):
                     continue
-                if row["available"] < row["desired"] or row["desired"] == 0:
+                if (row["available"] < row["desired"] or row["desired"] == 0) and self.scope.covers_workload(
+                        table["namespace"], row["name"]):
                     found.append((table["namespace"], row["name"]))
         return found
 
@@ -126,7 +127,8 @@ class Reading:
                 if not logs:
                     continue
                 for name in mentioned_workloads(logs[1], names):
-                    if (namespace, name, logs[0]) not in found and name not in (logs[1].get("by_service") or {}):
+                    if (namespace, name, logs[0]) not in found and name not in (logs[1].get("by_service") or {}) \
+                            and self.scope.covers_workload(namespace, name):
                         found.append((namespace, name, logs[0]))
         return found
 
@@ -147,7 +149,7 @@ class Reading:
         for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
             found = self.namespace_logs(namespace, "error")
             if found and found[1]["total"] >= ERROR_BURST:
-                services += [(namespace, s) for s in found[1]["by_service"]]
+                services += [(namespace, s) for s in found[1]["by_service"] if self.scope.covers_workload(namespace, s)]
         return services
 
     # ---- evidence -----------------------------------------------------------------------------------

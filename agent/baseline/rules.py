@@ -43,10 +43,11 @@ class Diagnosis(Reading):
 
     def verdict(self) -> dict[str, Any]:
         result = self._in_scope_verdict()
-        if not (self.scope.everything and not self.scope.excluded):
+        if not (self.scope.everything and not self.scope.excluded and not self.scope.focus):
             elsewhere = Diagnosis(self.seen)._in_scope_verdict()
             component = ((elsewhere.get("root_cause") or {}).get("component") or {})
-            if elsewhere["status"] == "incident" and not self.scope.covers(component.get("namespace")):
+            if elsewhere["status"] == "incident" and not self.scope.covers_workload(component.get("namespace"),
+                                                                                   component.get("name")):
                 cited = sorted({e["tool_call_id"] for e in elsewhere["evidence"]})
                 result["also_noticed"] = [f"outside the question's scope ({self.scope.describe()}): "
                                           f"{elsewhere['summary']} [{', '.join(cited)}]"]

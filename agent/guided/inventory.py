@@ -39,7 +39,8 @@ class Inventory:
         inventory = cls._of(observations)
         inventory.namespaces = [ns for ns in inventory.namespaces if scope.covers(ns)]
         for name in ("deployments", "flagged"):
-            setattr(inventory, name, [ref for ref in getattr(inventory, name) if scope.covers(ref.split("/")[0])])
+            setattr(inventory, name, [ref for ref in getattr(inventory, name)
+                                      if scope.covers_workload(*ref.split("/", 1))])
         return inventory
 
     @classmethod
@@ -148,6 +149,9 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         if (states.get((namespace, name)) or {}).get("desired") == 0 and "name" in states[(namespace, name)]:
             # sized from the replica history, which event text cannot forge
             leads.append(("get_metric", {"query": desired_history_query(namespace, name), "start": "now-24h"}))
+    for ref in [r for r in scope.named if "/" in r and "/queue " not in r][:2]:  # what the question names
+        namespace, name = ref.split("/", 1)
+        leads.append(("get_deployment", {"namespace": namespace, "name": name}))
     for ref in called_and_failing(observations, scope)[:2]:
         namespace, name = ref.split("/", 1)  # a dependency that answers nothing also logs nothing
         leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
