@@ -65,6 +65,17 @@ class ExpectedRemediation(_Strict):
         return problems
 
 
+def _preferred_first(data: Any, key: str, others: str) -> Any:
+    """`key: [a, b, c]` in YAML means a preferred, b and c also passing: split it into `key` and `others`."""
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        values = list(data[key])
+        if not values:
+            raise ValueError(f"{key}: a list needs at least one value")
+        data = {**data, key: values[0],
+                others: [*values[1:], *[v for v in data.get(others, []) if v not in values]]}
+    return data
+
+
 class ExpectedFact(_Strict):
     """A value the direct answer to a factual question must state (see `Verdict.answer`)."""
 
@@ -99,12 +110,7 @@ class Expect(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _category_list(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("category"), list):
-            categories = list(data["category"])
-            if not categories:
-                raise ValueError("category: a list of categories needs at least one")
-            data = {**data, "category": categories[0], "also_categories": categories[1:]}
-        return data
+        return _preferred_first(data, "category", "also_categories")
 
     @property
     def categories(self) -> list[str]:
@@ -114,13 +120,7 @@ class Expect(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _status_list(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("status"), list):
-            statuses = list(data["status"])
-            if not statuses:
-                raise ValueError("status: a list of statuses needs at least one")
-            data = {**data, "status": statuses[0],
-                    "also_accept": [*statuses[1:], *[s for s in data.get("also_accept", []) if s not in statuses]]}
-        return data
+        return _preferred_first(data, "status", "also_accept")
 
     @field_validator("forbidden_actions")
     @classmethod
