@@ -8,16 +8,15 @@ the expected remediation recovers the simulated world within 15 minutes and that
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from evals.expectations import load_scenario
+from tests.test_published_scenarios import cites_its_source_and_stands_alone
 from tests.test_scenario_suite import SUITE, _apply, call, deployment, logs
 from tools.replay import replay_sources
-from tools.replay.loading import builtin_scenarios_dir
 from tools.replay.world import World
 from tools.toolkit import Sources
 
@@ -76,12 +75,7 @@ def growing(row: dict[str, Any]) -> None:
 def test_every_feature_scenario_is_in_the_suite_cites_its_source_and_stands_alone() -> None:
     assert len(FEATURES) == len(set(FEATURES)) == 9
     assert set(FEATURES) <= SUITE
-    for scenario_id in FEATURES:
-        text = (builtin_scenarios_dir() / scenario_id / "scenario.yaml").read_text(encoding="utf-8")
-        header = list(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines()))
-        assert header and header[0].startswith(("# Source:", "# Sources:")), scenario_id
-        assert any("Adapted" in line for line in header), f"{scenario_id}: say what was adapted"
-        assert "extends" not in text.split("\nid:")[0], f"{scenario_id}: a standalone world"
+    cites_its_source_and_stands_alone(FEATURES)
 
 
 def test_feature_worlds_avoid_sock_shop_names_and_each_other() -> None:
