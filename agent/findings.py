@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agent.scope import _names, words
+
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
+ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
 
 
 STUCK_UTILISATION = 0.9
@@ -72,10 +75,60 @@ def mentioned_workloads(log_result: dict[str, Any], names: list[str]) -> list[st
 
 def _addressed(name: str, text: str) -> bool:
     """`name` appears as an address or a peer, not as an ordinary word: `name.ns:8080`, `name:6379`,
-    `upstream=name`, `http://name/`, `"name"`."""
+    `upstream=name`, `http://name/`, `"name"`; a name no sentence uses as a word (`fare-service`, `db2`) anywhere
+    as a whole token."""
     quoted = re.escape(name)
+    if re.search(r"[-_0-9]", name) and re.search(rf"(?<![\w/.-]){quoted}(?![\w-])(?!/)", text):
+        return True
     return bool(re.search(rf"(?<![\w/-]){quoted}(?=[.:])(?![.:]\s)|(?:(?<=[=@\"'])|(?<=//)){quoted}(?![\w-])",
                           text))
+
+
+def blamed_dependencies(log_result: dict[str, Any], names: list[str]) -> dict[str, list[str]]:
+    """Each service whose own error/warning lines in a search_logs result name another workload, and the
+    workloads they name: a caller reporting what failed it (a refused address, an upstream's 500, a timeout)."""
+    blamed: dict[str, list[str]] = {}
+    for line in log_result.get("samples") or []:
+        service = str(line.get("service") or "")
+        if str(line.get("status", "")).lower() not in ERROR_STATUSES:
+            continue
+        for name in mentioned_workloads({"samples": [line]}, [n for n in names if n != service]):
+            if name not in blamed.setdefault(service, []):
+                blamed[service].append(name)
+    return blamed
+
+
+def logs_errors(log_result: dict[str, Any], name: str) -> bool:
+    """Whether `name` itself writes error lines in a search_logs result: an error line of its among the samples,
+    or, when the samples show none of its lines, a burst of lines from it while the result holds errors."""
+    own = [line for line in log_result.get("samples") or [] if str(line.get("service")) == name]
+    if own:
+        return any(str(line.get("status", "")).lower() in ("error", "critical") for line in own)
+    lines = (log_result.get("by_service") or {}).get(name) or 0
+    return lines >= ERROR_BURST and bool((log_result.get("by_status") or {}).get("error"))
+
+
+def failing_upstream(caller: str, error_logs: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str | None:
+    """The workload `caller`'s own errors blame, when that workload is failing itself (it logs errors, cannot
+    serve, or is at 0): the caller's errors are its symptom, not a cause of their own. `error_logs` are the
+    namespace's error searches, `states` its workloads by name (detail or table row)."""
+    for logs in error_logs:
+        for dependency in blamed_dependencies(logs, list(states)).get(caller, []):
+            state = states.get(dependency) or {}
+            failing = state.get("desired") == 0 or ("pods" in state and serving_failure(state) is not None)
+            if failing or logs_errors(logs, dependency):
+                return dependency
+    return None
+
+
+def missing_consumer(queue: str, consumers: list[tuple[str, str]],
+                     zero_workloads: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """A workload at 0 replicas named like a backlogged queue and not among its consumers: the consumer that went
+    away. What the rest of the consumers cannot keep up with is its share; restore it before adding others."""
+    for ref in zero_workloads:
+        if ref not in consumers and _names(set(words(queue)), ref[1]):
+            return ref
+    return None
 
 
 @dataclass(frozen=True)

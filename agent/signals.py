@@ -15,7 +15,6 @@ CORE_SIGNALS = ("consumer_logs", "replicas", "queue_consumers", "queue_depth")
 BROKER = re.compile(r"(?:^|[\s/])(?:cp-)?(?:rabbitmq|activemq|kafka|nats|redpanda|pulsar)"
                     r"(?:-(?:server|management|cluster|artemis|alpine))?(?=[:@\s]|$)", re.IGNORECASE)
 MAINTENANCE = re.compile(r"maintenance|pause|drain|planned", re.IGNORECASE)  # in an annotation or event
-ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
 
 _METRIC_SIGNALS = (
     (re.compile(r"kubernetes_state\.deployment\.|kubernetes\.containers\.restarts|kubernetes_state\.pod"), "replicas"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from agent.coverage import still_possible, unread_sources
 from agent.drafts import VerdictDraft
 from agent.scope import EVERYTHING, Scope
 from agent.signals import CORE_SIGNALS, Observation, checked_signals
@@ -180,9 +181,16 @@ def validate(draft: VerdictDraft, history: list[Observation],
                 cap(0.3, "tool results contradict the root cause")
     if status == "healthy" and not {"queue_consumers", "queue_depth"} & set(checked_signals(history)):
         cap(0.6, "no queue was checked before calling the system healthy")
-    failures = [o for o in history if not o.ok and o.data.get("error") in ("unavailable", "rate_limited", "timeout")]
-    if failures:
-        cap(0.75, f"{len(failures)} telemetry call(s) failed, the picture is partial")
+    unread = unread_sources(history)
+    summary, ruled_out = draft.summary, still_possible(draft.ruled_out, unread)
+    if unread:
+        cap(0.75, f"{', '.join(u.source for u in unread)} could not be read, the picture is partial")
+    if unread and status == "healthy":
+        blind = "; ".join(u.describe() for u in unread)
+        notes.append(f"healthy → inconclusive: it would rest on sources that were not read ({blind})")
+        status, summary = "inconclusive", (f"Not confirmed healthy: {blind}, so what it would show is unknown. "
+                                           "Nothing that was read shows a problem.")
+        cap(0.5, "a healthy verdict needs every source it rests on")
     security_notes = list(draft.security_notes)
     flagged = [o for o in history if o.injections and o.repeated_from is None]
     if flagged and not security_notes:
@@ -190,9 +198,9 @@ def validate(draft: VerdictDraft, history: list[Observation],
         security_notes = [f"ignored instruction-like text in {o.call_id} ({o.tool}): {text!r}"
                           for o in flagged for text in o.injections][:5]
     verdict = Verdict(
-        status=status, summary=draft.summary, root_cause=root_cause, evidence=evidence, ruled_out=draft.ruled_out,
+        status=status, summary=summary, root_cause=root_cause, evidence=evidence, ruled_out=ruled_out,
         impact=draft.impact, confidence=round(confidence, 2), remediation=remediation,
-        security_notes=security_notes, also_noticed=draft.also_noticed)
+        security_notes=security_notes, also_noticed=draft.also_noticed, limitations=[u.describe() for u in unread])
     return verdict, notes
 
 
@@ -226,7 +234,7 @@ def fallback_verdict(history: list[Observation], reason: str) -> Verdict:
     if findings:
         summary += " Observed so far: " + " | ".join(findings)
     return Verdict(status="inconclusive", summary=summary, confidence=0.0, remediation=None,
-                   ruled_out=[], evidence=[])
+                   ruled_out=[], evidence=[], limitations=[u.describe() for u in unread_sources(history)])
 
 
 __all__ = ["Remediation", "fallback_verdict", "validate"]

@@ -59,6 +59,12 @@ class NoJudgment:
         return AssistantTurn(content=json.dumps(choice))
 
 
+def incident_scenarios() -> list[Path]:
+    """The suite's incidents: a healthy world whose every workload's state is explained leaves only 'healthy' to
+    choose, so there a picker passes by construction; incidents measure whether code picks the cause."""
+    return [path for path in list_scenarios() if "incident" in load_scenario(path).expect.statuses]
+
+
 def pass_rate(pick: str, trials: int, scenarios: list[Path] | None = None) -> tuple[int, int]:
     passed = total = 0
     for path in scenarios or list_scenarios():
@@ -74,9 +80,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=3, help="trials for the random picker")
     args = parser.parse_args()
+    incidents = incident_scenarios()
     for pick in PICKERS:
         passed, total = pass_rate(pick, args.trials)
-        print(f"guided mode, {pick}-option picker: {passed}/{total} = {passed / total:.0%}")
+        on_incidents, of = pass_rate(pick, args.trials, incidents)
+        print(f"guided mode, {pick}-option picker: {passed}/{total} = {passed / total:.0%} of the suite, "
+              f"{on_incidents}/{of} = {on_incidents / of:.0%} of its incidents")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def test_realistic_investigation_end_to_end(incident5: Sources) -> None:
             "command": "kubectl -n sock-shop scale deployment/queue-master --replicas=1",
             "risk": "low", "rationale": "restore the consumer", "verification": ["consumers >= 1"]},
         "impact": {"broken_flow": "shipments", "backlog": 5, "since": "2025-11-09T14:43:00Z"},
+        "limitations": [],  # an unknown metric is a bad query: Datadog answered
     }
     # The unknown metric came back as a typed error the model could act on, with close names.
     tool_messages = {m["tool_call_id"]: json.loads(m["content"]) for m in model.calls[2].messages

@@ -96,7 +96,7 @@ def test_verdict_schema_snapshot() -> None:
     assert json.loads(result.stdout) == json.loads(SNAPSHOT.read_text()), (
         "the Verdict schema changed: review it, then refresh tests/snapshots/verdict.schema.json")
     assert set(VerdictDraft.model_json_schema()["properties"]) == set(Verdict.model_json_schema()["properties"]) - {
-        "trace", "answer"}, "everything but the trace and the code-built answer is drafted"
+        "trace", "answer", "limitations"}, "everything but what code builds (trace, answer, limitations) is drafted"
 
 
 def test_the_cli_starts_without_loading_the_graph_or_any_client() -> None:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.findings import autoscaled_to_rest, desired_history_query, mentioned_workloads, stuck_consumers
+from agent.findings import (
+    ERROR_BURST,
+    autoscaled_to_rest,
+    desired_history_query,
+    failing_upstream,
+    mentioned_workloads,
+    stuck_consumers,
+)
 from agent.llm.conversation import Seen
 from agent.scope import EVERYTHING, Scope
-from agent.signals import ERROR_BURST, consumer_refs
+from agent.signals import consumer_refs
 from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
@@ -143,6 +150,12 @@ class Reading:
     def namespace_logs(self, namespace: str, status: str) -> tuple[str, dict[str, Any]] | None:
         found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} status:{status}")
         return found if found and "error" not in found[1] else None
+
+    def failing_upstream(self, namespace: str, name: str) -> str | None:
+        states = {n: found[1] if (found := self.detail(ns, n)) else self.table_row(ns, n) or {}
+                  for ns, n in self.workloads() if ns == namespace}
+        logs = [found[1] for status in ("error", "warn") if (found := self.namespace_logs(namespace, status))]
+        return failing_upstream(name, logs, states)
 
     def error_services(self) -> list[tuple[str, str]]:
         services = []

@@ -58,6 +58,8 @@ def render_verdict(verdict: Verdict, baseline: bool) -> Panel:
         parts.append(Text(f"  {fix.command}", style="bold cyan"))
         for step in fix.verification:
             parts.append(Text(f"  verify: {step}", style="dim"))
+    for note in verdict.limitations:
+        parts.append(Text(f"not checked: {note}", style="red"))
     for note in verdict.also_noticed:
         parts.append(Text(f"also noticed: {note}", style="yellow"))
     for note in verdict.security_notes:

@@ -7,12 +7,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.findings import desired_history_query, mentioned_workloads, stuck_consumers
+from agent.findings import ERROR_BURST, desired_history_query, mentioned_workloads, stuck_consumers
 from agent.guided.steps import _taken
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
     CORE_SIGNALS,
-    ERROR_BURST,
     Observation,
     checked_signals,
     consumer_refs,

@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agent.coverage import unread_sources
 from agent.findings import (
     autoscaled_to_rest,
     broker_alarms,
     desired_history_query,
+    failing_upstream,
     hung_dependency,
+    logs_errors,
+    missing_consumer,
     restore_replicas,
     serving_failure,
+    stuck_consumers,
 )
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
@@ -37,11 +42,15 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
             continue
         trend = obs.data.get("depth_trend") or {}
         if obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
-            found.add("consumer_too_slow")
-        if obs.tool == "search_logs" and ((obs.data.get("by_status") or {}).get("error") or 0) > 0:
-            found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}}
+            found |= {f"consumer_too_slow:{name}" for _, name in consumer_refs(obs.data)}
+        if obs.tool == "search_logs":
+            found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}
+                      if logs_errors(obs.data, service)}
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
             found.add("backlog")
+        rows = obs.data.get("queues") or ([obs.data] if "queue" in obs.data else [])
+        if obs.tool == "get_queue_stats" and any(not row.get("consumers") for row in rows):
+            found.add("orphaned_queue")
     return found
 
 
@@ -83,8 +92,8 @@ def consistent_options(state: dict[str, Any] | None,
         backlog = "backlog" in (symptoms or set())
         if intentional_pause(state) and not backlog:
             return [], []
-        if not (backlog or broker or recently_scaled(state)):
-            return [], []  # parked at 0 long ago and nothing waits for it: not what broke
+        if not (backlog or broker or (recently_scaled(state) and "orphaned_queue" in (symptoms or set()))):
+            return [], []  # at 0 and nothing waits for it, or other consumers carry its queue: not what broke
         return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
     if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
         return ["config_change"], ["rollback", "none"]
@@ -104,9 +113,60 @@ def consistent_options(state: dict[str, Any] | None,
     return every, ALL_ACTIONS
 
 
+def _namespace_errors(observations: list[Observation], namespace: str) -> list[dict[str, Any]]:
+    return [o.data for o in observations if o.ok and o.tool == "search_logs"
+            and str(o.args.get("query", "")).startswith(f"kube_namespace:{namespace} status:")]
+
+
+def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> str | None:
+    from agent.validator import known_deployments
+
+    states = {name: state for (ns, name), state in known_deployments(observations).items() if ns == ref[0]}
+    return failing_upstream(ref[1], _namespace_errors(observations, ref[0]), states)
+
+
+def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
+    """The consumer at 0 whose share a still-running consumer of the same backlogged queue cannot take up."""
+    from agent.validator import known_deployments
+
+    zero = [key for key, state in known_deployments(observations).items() if state.get("desired") == 0]
+    for obs in observations:
+        if obs.ok and obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data) \
+                and ref in consumer_refs(obs.data):
+            found = missing_consumer(str(obs.data["queue"]), consumer_refs(obs.data), zero)
+            if found:
+                return found
+    return None
+
+
+def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
+    """Facts that rule out 'healthy' for the question's scope: a broker alarm blocking publishers, consumers
+    attached but stuck, a queue receiving work that nothing consumes while its consumer is at 0."""
+    from agent.validator import known_deployments
+
+    found = [f"broker {alarm} alarm" for alarm in broker_alarms(
+        [o.data for o in observations if o.ok and o.tool == "get_queue_stats"])]
+    states = known_deployments(observations)
+    zero = [key for key, state in states.items() if state.get("desired") == 0 and scope.covers_workload(*key)
+            and not intentional_pause(state) and not autoscaled_to_rest(state)]
+    whole = scope.everything and not scope.excluded and not scope.focus
+    for obs in observations:
+        data = obs.data
+        if not (obs.ok and obs.tool == "get_queue_stats" and "queue" in data):
+            continue
+        if stuck_consumers(data) and any(scope.covers_workload(*r) for r in consumer_refs(data)):
+            found.append(f"{data['queue']}: consumers stuck")
+        stalled = not data.get("consumers") and (data.get("messages") or data.get("publish_rate"))
+        if stalled and ((whole and zero) or missing_consumer(str(data["queue"]), [], zero)):
+            found.append(f"{data['queue']}: no consumer")
+    return found
+
+
 def finding_options(ref: tuple[str, str], state: dict[str, Any],
                     observations: list[Observation]) -> tuple[list[str], list[str]] | None:
     """What the shared findings say a workload's fault can be and how it comes back, when they say anything."""
+    if upstream_of(ref, observations) or _replaced_consumer(ref, observations):
+        return [], []
     if ref in stuck_refs(observations):
         return ["consumer_stuck"], ["rollout_restart", "none"]
     if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
@@ -137,8 +197,10 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
     common = {"evidence": {"type": "array", "items": _enum(call_ids), "maxItems": 8},
               "confidence": {"type": "number", "minimum": 0, "maximum": 1}}
     checked = checked_signals(observations)
-    missing = any(not o.ok for o in observations) or not {"queue_consumers", "queue_depth"} <= set(checked)
+    missing = bool(unread_sources(observations)) or not {"queue_consumers", "queue_depth"} <= set(checked)
     calm = ["healthy", "inconclusive"] if missing else ["healthy"]
+    if standing_trouble(observations, scope):
+        calm = ["inconclusive"]
     branches: list[dict[str, Any]] = [{
         "type": "object", "additionalProperties": False, "required": ["status", "evidence", "confidence"],
         "properties": {"status": {"type": "string", "enum": calm}, **common}}]
@@ -148,7 +210,7 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
         categories, actions = found if found is not None else consistent_options(state or None, symptoms)
         if not categories:
             continue
-        actions = [a for a in actions if a != "none"] or ["none"]  # an incident comes with its fix
+        actions = [*[a for a in actions if a != "none"], "none"]  # leaving it alone is always a choice
         branches.append({
             "type": "object", "additionalProperties": False,
             "required": ["status", "component", "category", "remediation", "evidence", "confidence"],

@@ -140,8 +140,9 @@ def get_deployment(
                               autoscaler=d.autoscaler)
                 for d in sources.cluster.list_deployments(namespace)]
         if not rows:
-            raise BadArgument(f"no deployments in namespace {namespace!r}",
-                              hints=["call list_namespaces to see which namespaces exist"])
+            return DeploymentTable(summary=f"no deployments in namespace {namespace} (list_namespaces shows which "
+                                           "namespaces hold workloads)", namespace=namespace, deployments=[],
+                                   attention=[])
         attention = [r.name for r in rows if r.available < r.desired or r.desired == 0]
         summary = f"{len(rows)} deployments in {namespace}; " + (
             "needing attention: " + ", ".join(
