@@ -62,7 +62,8 @@ class NoJudgment:
 def incident_scenarios() -> list[Path]:
     """The suite's incidents: a healthy world whose every workload's state is explained leaves only 'healthy' to
     choose, so there a picker passes by construction; incidents measure whether code picks the cause."""
-    return [path for path in list_scenarios() if "incident" in load_scenario(path).expect.statuses]
+    return [path for path in list_scenarios() if (expect := load_scenario(path).expect) is not None
+            and "incident" in expect.statuses]
 
 
 def pass_rate(pick: str, trials: int, scenarios: list[Path] | None = None) -> tuple[int, int]:

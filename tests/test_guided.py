@@ -262,9 +262,7 @@ def test_a_source_failing_every_call_does_not_keep_the_investigation_going() -> 
 
 
 def test_the_guided_graph_does_not_give_the_answers_away() -> None:
-    from evals.ablation import pass_rate
-
-    from evals.ablation import incident_scenarios
+    from evals.ablation import incident_scenarios, pass_rate
 
     passed, total = pass_rate("last", trials=1)
     assert total >= 37 and passed / total <= 0.36, (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -128,7 +129,9 @@ def propose(desk: Desk, action: Action = SCALE_UP, run_id: str = "run-1") -> str
 
 def test_propose_stores_a_pending_approval_with_snapshot_and_dry_run(desk: Desk) -> None:
     record = desk.remediator.propose(SCALE_UP, run_id="run-1", evidence_summary="consumer has 0 replicas")
-    assert record.model_dump(exclude={"id"}) == {
+    assert record.digest and record.seal is None and record.approvers == []
+    assert re.fullmatch(r".+default-policy\.yaml@[0-9a-f]{16}", record.policy or ""), record.policy
+    assert record.model_dump(exclude={"id", "digest", "seal", "approvers", "policy"}) == {
         "run_id": "run-1",
         "action": {"action": "scale", "kind": "Deployment", "namespace": NS, "name": NAME, "replicas": 1},
         "command": "kubectl -n shop scale deployment/worker --replicas=1",

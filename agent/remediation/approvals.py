@@ -12,6 +12,7 @@ transition is appended to the audit log after it commits.
 from __future__ import annotations
 
 import builtins
+import json
 import secrets
 import sqlite3
 import threading
@@ -23,7 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agent.remediation.approval_schema import SCHEMA, migrate
 from agent.remediation.audit import AuditEvent, AuditLog
+from agent.remediation.binding import approval_seal, proposal_digest, same
 from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, StoreError
 from agent.remediation.models import ActuatorResult, TargetState, VerifyTarget
 from agent.remediation.paths import data_dir
@@ -33,34 +36,6 @@ from tools.timerange import Clock, system_clock
 ApprovalStatus = Literal["pending", "approved", "executing", "executed", "rejected", "expired", "stale", "failed"]
 FINAL: tuple[ApprovalStatus, ...] = ("executed", "rejected", "expired", "stale", "failed")
 ABANDON_AFTER = timedelta(minutes=15)  # longer than an execution plus its verification can take
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS approvals (
-    id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    command TEXT NOT NULL,
-    evidence_summary TEXT NOT NULL,
-    expected_effect TEXT NOT NULL,
-    dry_run TEXT,
-    snapshot TEXT NOT NULL,
-    verify TEXT,
-    proposer TEXT NOT NULL,
-    requested_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    approver TEXT,
-    decided_at TEXT,
-    reason TEXT,
-    executed_at TEXT,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS approvals_run ON approvals (run_id);
-CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status);
-"""
-
 
 class ApprovalRecord(BaseModel):
     id: str
@@ -81,6 +56,29 @@ class ApprovalRecord(BaseModel):
     reason: str | None = None
     executed_at: datetime | None = None
     result: ActuatorResult | None = None
+    approvers: list[str] = Field(default_factory=list, description="who may approve, from the proposal's policy")
+    policy: str | None = Field(None, description="the policy the proposal was made under: source and digest")
+    digest: str | None = Field(None, description="binds the proposal; None on records older than binding")
+    seal: str | None = Field(None, description="binds the approval to the digest and the approver")
+
+    def bound_fields(self) -> dict[str, Any]:
+        """What an approver agrees to; any change to these after proposal voids the approval."""
+        return {"id": self.id, "run_id": self.run_id, "action": self.action.model_dump(), "command": self.command,
+                "snapshot": self.snapshot.model_dump(), "verify": self.verify.model_dump() if self.verify else None,
+                "proposer": self.proposer, "requested_at": _ts(self.requested_at),
+                "expires_at": _ts(self.expires_at), "approvers": self.approvers, "policy": self.policy}
+
+    def binding_problem(self) -> str | None:
+        """Why this record cannot be trusted as approved, or None."""
+        if self.digest is None:
+            return "it was proposed before approvals were bound to their action; propose it again"
+        if not same(self.digest, proposal_digest(self.bound_fields())):
+            return "the proposal was changed after it was made (action, target, snapshot or approvers)"
+        if self.status in ("approved", "executing") and not (
+                self.approver and self.decided_at
+                and same(self.seal, approval_seal(self.digest, self.approver, _ts(self.decided_at)))):
+            return "its approval is not the one recorded when it was approved (status or approver edited)"
+        return None
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -154,13 +152,8 @@ class ApprovalStore:
                 raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}") from None
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row["value"]) != SCHEMA_VERSION:
-                    raise StoreError(f"{self.path}: approvals schema version {row['value']}, this build reads "
-                                     f"{SCHEMA_VERSION}")
+                conn.executescript(SCHEMA)
+                migrate(conn, self.path)
 
     @staticmethod
     def _record(row: sqlite3.Row) -> ApprovalRecord:
@@ -172,6 +165,7 @@ class ApprovalStore:
             "snapshot": TargetState.model_validate_json(data["snapshot"]),
             "verify": VerifyTarget.model_validate_json(data["verify"]) if data["verify"] else None,
             "result": ActuatorResult.model_validate_json(data["result"]) if data["result"] else None,
+            "approvers": json.loads(data["approvers"]) if data.get("approvers") else [],
         })
 
     def _audit(self, event: AuditEvent, record: ApprovalRecord, actor: str, outcome: str,
@@ -221,7 +215,8 @@ class ApprovalStore:
 
     def create(self, *, run_id: str, action: Action, evidence_summary: str, expected_effect: str,
                snapshot: TargetState, ttl: timedelta, proposer: str, dry_run: ActuatorResult | None = None,
-               verify: VerifyTarget | None = None) -> ApprovalRecord:
+               verify: VerifyTarget | None = None, approvers: builtins.list[str] | None = None,
+               policy: str | None = None) -> ApprovalRecord:
         command = action.command()
         if command is None:
             raise ApprovalStateError("an action of kind 'none' cannot be proposed: there is nothing to approve")
@@ -231,16 +226,17 @@ class ApprovalStore:
                 id=secrets.token_hex(4), run_id=run_id, action=action, command=command,
                 evidence_summary=evidence_summary, expected_effect=expected_effect, dry_run=dry_run,
                 snapshot=snapshot, verify=verify, proposer=proposer, requested_at=now, expires_at=now + ttl,
-                status="pending")
+                status="pending", approvers=approvers or [], policy=policy)
+            record.digest = proposal_digest(record.bound_fields())
             try:
                 with self._connect() as conn:
                     conn.execute(
                         "INSERT INTO approvals (id, run_id, action, command, evidence_summary, expected_effect, "
-                        "dry_run, snapshot, verify, proposer, requested_at, expires_at, status) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "dry_run, snapshot, verify, proposer, requested_at, expires_at, status, approvers, policy, "
+                        "digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (record.id, run_id, action.model_dump_json(), command, evidence_summary, expected_effect,
                          _dump(dry_run), snapshot.model_dump_json(), _dump(verify), proposer, _ts(now),
-                         _ts(record.expires_at), "pending"))
+                         _ts(record.expires_at), "pending", json.dumps(record.approvers), policy, record.digest))
             except StoreError as exc:
                 if "UNIQUE" in exc.message:
                     continue
@@ -255,8 +251,15 @@ class ApprovalStore:
     def approve(self, approval_id: str, approver: str) -> ApprovalRecord:
         record = self.get(approval_id)
         now = self.clock()
-        won = self._update(record.id, {"status": "approved", "approver": approver, "decided_at": _ts(now)},
-                           ("pending",), unexpired_at=now)
+        if record.expired(now):
+            self._refuse(record.id, "approve", now)
+        problem = record.binding_problem()
+        if problem:
+            self._audit("refused", record, approver, f"approval refused: {problem}")
+            raise ApprovalStateError(f"cannot approve {record.describe()}: {problem}")
+        seal = approval_seal(record.digest or "", approver, _ts(now))
+        won = self._update(record.id, {"status": "approved", "approver": approver, "decided_at": _ts(now),
+                                       "seal": seal}, ("pending",), unexpired_at=now)
         if not won:
             self._refuse(record.id, "approve", now)
         approved = self.get(record.id)
@@ -281,7 +284,15 @@ class ApprovalStore:
         if not self._update(record.id, {"status": "executing", "executed_at": _ts(now)}, ("approved",),
                             unexpired_at=now):
             self._refuse(record.id, "execute", now)
-        return ExecutionClaim(self.get(record.id), now, _token=_CLAIM_TOKEN)
+        claimed = self.get(record.id)
+        problem = claimed.binding_problem()
+        if problem:
+            reason = f"not executed: {problem}"
+            self._update(record.id, {"status": "failed", "reason": reason}, ("executing",))
+            self._audit("tampered", claimed, "executor", reason, {"stored": claimed.bound_fields()})
+            raise ApprovalStateError(f"cannot execute {record.describe()}: {problem}",
+                                     hints=["nothing was changed; propose the action again for a fresh approval"])
+        return ExecutionClaim(claimed, now, _token=_CLAIM_TOKEN)
 
     def finish(self, claim: ExecutionClaim, status: Literal["executed", "failed", "stale"], *,
                reason: str | None = None, result: ActuatorResult | None = None) -> ApprovalRecord:

@@ -171,6 +171,12 @@ class Policy(_Strict):
         return PolicyDecision(allowed=False, rule=f"default deny in {self.source}",
                               reason=f"no rule matches {target}; nothing outside the listed rules may run")
 
+    def identity(self) -> str:
+        """Where this policy came from and a digest of its content, as a proposal records it."""
+        from agent.remediation.binding import policy_digest
+
+        return f"{self.source}@{policy_digest(self.model_dump_json())}"
+
     def may_approve(self, approver: str) -> PolicyDecision:
         try:
             name = valid_person(approver)

@@ -20,7 +20,7 @@ from agent.remediation.errors import ApprovalStateError, PolicyRefused, Proposal
 from agent.remediation.executor import ExecutionResult, Executor
 from agent.remediation.models import QueueRef, TargetState, VerifyTarget
 from agent.remediation.paths import data_dir
-from agent.remediation.policy import Policy, load_policy, valid_person
+from agent.remediation.policy import Policy, PolicyDecision, load_policy, valid_person
 from agent.remediation.replay_actuator import ReplayActuator, WorldWaiter, world_of
 from agent.remediation.verify import SleepWaiter, VerificationReport, Waiter, verify
 from agent.verdict import Action, Verdict
@@ -72,7 +72,8 @@ class Remediator:
         effect = expected_effect or describe_effect(action, snapshot, target)
         return self.store.create(run_id=run_id, action=action, evidence_summary=evidence_summary,
                                  expected_effect=effect, snapshot=snapshot, dry_run=dry, verify=target,
-                                 ttl=self.policy.approval.expires_after, proposer=proposer)
+                                 ttl=self.policy.approval.expires_after, proposer=proposer,
+                                 approvers=self.policy.approval.approvers, policy=self.policy.identity())
 
     def propose_verdict(self, verdict: Verdict, *, run_id: str, proposer: str = DEFAULT_PROPOSER) -> ApprovalRecord:
         """Propose the verdict's remediation, with its evidence summary and the queue it relates to."""
@@ -95,7 +96,12 @@ class Remediator:
             self._refused(record, str(approver), f"approval refused: {allowed}")
             raise PolicyRefused(f"{approver!r} may not approve {record.describe()}: {allowed.reason}")
         name = valid_person(approver)
-        if name == record.proposer:
+        proposed_under = proposal_rule(record, name)
+        if not proposed_under.allowed:
+            self._refused(record, name, f"approval refused: {proposed_under}")
+            raise PolicyRefused(f"{name!r} may not approve {record.describe()}: {proposed_under.reason} "
+                                f"({proposed_under.rule})")
+        if name.casefold() == record.proposer.casefold():
             self._refused(record, name, f"{name} proposed it and cannot also approve it")
             raise PolicyRefused(f"{name} proposed {record.describe()} and cannot also approve it")
         try:
@@ -174,6 +180,18 @@ class Remediator:
 
     def history(self, *, approval_id: str | None = None, run_id: str | None = None) -> list[AuditRecord]:
         return self.audit.read(approval_id=approval_id, run_id=run_id)
+
+
+def proposal_rule(record: ApprovalRecord, approver: str) -> PolicyDecision:
+    """Who may approve is decided by the policy the action was proposed under, whichever process approves."""
+    rule = f"approval.approvers of the proposal's policy {record.policy or '(unrecorded)'}"
+    if not record.approvers:
+        return PolicyDecision(allowed=True, rule=rule, reason="any named person may approve")
+    listed = {name.casefold() for name in record.approvers}
+    if approver.casefold() in listed:
+        return PolicyDecision(allowed=True, rule=rule, reason=f"{approver} is a listed approver")
+    return PolicyDecision(allowed=False, rule=rule,
+                          reason=f"{approver} is not a listed approver ({', '.join(record.approvers)})")
 
 
 class Decision(BaseModel):

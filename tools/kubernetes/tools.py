@@ -7,7 +7,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from tools.errors import BadArgument
 from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.summaries import Window
 from tools.timerange import TimeRange, hhmm, iso, parse_time
