@@ -210,7 +210,7 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
         categories, actions = found if found is not None else consistent_options(state or None, symptoms)
         if not categories:
             continue
-        actions = [*[a for a in actions if a != "none"], "none"]  # leaving it alone is always a choice
+        actions = [a for a in actions if a != "none"] or ["none"]  # an incident comes with its fix
         branches.append({
             "type": "object", "additionalProperties": False,
             "required": ["status", "component", "category", "remediation", "evidence", "confidence"],
