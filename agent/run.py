@@ -193,7 +193,7 @@ def resume_approval(approval_id: str, answer: dict[str, Any], *, data: str | Pat
     folder = Path(data) if data is not None else data_dir()
     record = ApprovalStore(folder / "approvals.sqlite").get(approval_id)
     run = RunRegistry(folder / "runs").get(record.run_id)
-    sources = open_sources(run.sources)
+    sources = open_sources(run.sources, run.context)
     remediator = open_remediator(sources, data=folder)
     target = checkpointer_target(folder)
     with make_checkpointer(target) as saver:

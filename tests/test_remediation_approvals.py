@@ -131,7 +131,8 @@ def test_propose_stores_a_pending_approval_with_snapshot_and_dry_run(desk: Desk)
     record = desk.remediator.propose(SCALE_UP, run_id="run-1", evidence_summary="consumer has 0 replicas")
     assert record.digest and record.seal is None and record.approvers == []
     assert re.fullmatch(r".+default-policy\.yaml@[0-9a-f]{16}", record.policy or ""), record.policy
-    assert record.model_dump(exclude={"id", "digest", "seal", "approvers", "policy"}) == {
+    assert record.cluster == "replay:worker-at-zero"
+    assert record.model_dump(exclude={"id", "digest", "seal", "approvers", "policy", "cluster"}) == {
         "run_id": "run-1",
         "action": {"action": "scale", "kind": "Deployment", "namespace": NS, "name": NAME, "replicas": 1},
         "command": "kubectl -n shop scale deployment/worker --replicas=1",
@@ -140,9 +141,9 @@ def test_propose_stores_a_pending_approval_with_snapshot_and_dry_run(desk: Desk)
         "dry_run": {"ok": True, "dry_run": True,
                     "summary": "would scale deployment/worker in shop from 0 to 1 replicas",
                     "before": {"exists": True, "replicas": 0, "revision": "1",
-                               "images": ["example/worker:2.1"]},
+                               "images": ["example/worker:2.1"], "uid": None},
                     "after": {"replicas": 1}, "status_code": None},
-        "snapshot": {"exists": True, "replicas": 0, "revision": "1", "images": ["example/worker:2.1"]},
+        "snapshot": {"exists": True, "replicas": 0, "revision": "1", "images": ["example/worker:2.1"], "uid": None},
         "verify": {"namespace": NS, "deployment": NAME, "replicas": 1, "queue": None},
         "proposer": "sre-agent", "requested_at": desk.clock.now, "expires_at": desk.clock.now + timedelta(minutes=15),
         "status": "pending", "approver": None, "decided_at": None, "reason": None, "executed_at": None,

@@ -55,7 +55,9 @@ def test_scale_dry_run_then_patch_after_approval(desk: Remediator) -> None:
         assert record.dry_run is not None and record.dry_run.summary == (
             "server accepted (dry run): scale deployment/queue-master in sock-shop to 1 replicas")
         assert record.snapshot.model_dump() == {
-            "exists": True, "replicas": 0, "revision": "1", "images": ["weaveworksdemos/queue-master:0.3.1"]}
+            "exists": True, "replicas": 0, "revision": "1", "images": ["weaveworksdemos/queue-master:0.3.1"],
+            "uid": "5f0c6d7e-1b4a-4c21-9d8e-2a6f3b9c1e07"}
+        assert record.cluster == f"kubernetes:{HOST}"
         assert cassette.play_count == 2
         desk.approve(record.id, "oncall-sre")
         result = desk.execute(record.id)

@@ -31,16 +31,20 @@ LiveOpt = Annotated[bool, typer.Option("--live", help="use the real sources conf
 ModelOpt = Annotated[str | None, typer.Option("--model", help=escape(MODEL_HELP))]
 
 
-def open_sources(scenario: str | None, live: bool) -> Sources:
+ContextOpt = Annotated[str | None, typer.Option(
+    "--context", help="with --live: the kubeconfig context to read (and, with --remediate, to write); default "
+                      "$KUBE_CONTEXT, else the kubeconfig's current-context")]
+
+
+def open_sources(scenario: str | None, live: bool, context: str | None = None) -> Sources:
     if live == (scenario is not None):
         raise UsageProblem("choose exactly one of --scenario ID_OR_PATH (recorded replay) or --live")
-    if live:
-        from tools.live import live_sources
+    if context and not live:
+        raise UsageProblem("--context names a live cluster: use it with --live")
+    from agent.remediation.flow import LIVE
+    from agent.remediation.flow import open_sources as open_run_sources
 
-        return live_sources()
-    from tools.replay import replay_sources
-
-    return replay_sources(scenario)  # type: ignore[arg-type]
+    return open_run_sources(LIVE if live else scenario or "", context)
 
 
 def load_model(spec: str | None) -> ChatModel:
@@ -54,6 +58,7 @@ def ask(
     question: Annotated[str, typer.Argument(help='e.g. "why are shipments not going out?"')],
     scenario: ScenarioOpt = None,
     live: LiveOpt = False,
+    context: ContextOpt = None,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the verdict JSON on stdout (with --remediate: "
                                                         "run_id, verdict, remediation, approval_request)")] = False,
@@ -74,7 +79,7 @@ def ask(
     """Investigate one question and print an evidence-backed verdict (and, with --remediate, act on it once a
     named human approves)."""
     with friendly_errors():
-        sources = open_sources(scenario, live)
+        sources = open_sources(scenario, live, context)
         chat_model = load_model(model)
         defaults = GUIDED_BUDGETS if chat_model.guided else Budgets()
         budgets = Budgets(max_llm_calls=max_llm_calls or defaults.max_llm_calls,
@@ -87,7 +92,7 @@ def ask(
 
             person = approver_name(approver)
             run = RunRecord(run_id=new_run_id(), question=question, sources=LIVE if live else scenario_spec(
-                scenario or ""), model=model or default_spec(), started_by=person)
+                scenario or ""), model=model or default_spec(), started_by=person, context=context)
             err.print(f"investigating with {label} on {sources.label} (run {run.run_id}, remediation on) …",
                       highlight=False, markup=False)
             code = remediate_run(run, chat_model, sources, budgets, person, as_json)
@@ -183,10 +188,11 @@ def remediation_json(result: RemediationRun) -> dict[str, Any]:
             "remediation": result.remediation, "approval_request": result.request}
 
 
-def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, model: ModelOpt = None) -> None:
+def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, context: ContextOpt = None,
+         model: ModelOpt = None) -> None:
     """A multi-turn conversation: ask, then follow up ("show me the queue again"). Empty line or 'exit' quits."""
     with friendly_errors():
-        sources = open_sources(scenario, live)
+        sources = open_sources(scenario, live, context)
         chat_model = load_model(model)
     from agent.run import ChatSession
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from agent.remediation.errors import StoreError
 
 SCHEMA_VERSION = 2
-_ADDED_IN_2 = ("approvers", "policy", "digest", "seal")
+_ADDED_IN_2 = ("approvers", "policy", "cluster", "digest", "seal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     result TEXT,
     approvers TEXT,
     policy TEXT,
+    cluster TEXT,
     digest TEXT,
     seal TEXT
 );

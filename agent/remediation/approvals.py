@@ -58,6 +58,8 @@ class ApprovalRecord(BaseModel):
     result: ActuatorResult | None = None
     approvers: list[str] = Field(default_factory=list, description="who may approve, from the proposal's policy")
     policy: str | None = Field(None, description="the policy the proposal was made under: source and digest")
+    cluster: str | None = Field(None, description="the cluster it was proposed on (context and API server); only "
+                                                  "an actuator for that cluster may execute it")
     digest: str | None = Field(None, description="binds the proposal; None on records older than binding")
     seal: str | None = Field(None, description="binds the approval to the digest and the approver")
 
@@ -66,7 +68,8 @@ class ApprovalRecord(BaseModel):
         return {"id": self.id, "run_id": self.run_id, "action": self.action.model_dump(), "command": self.command,
                 "snapshot": self.snapshot.model_dump(), "verify": self.verify.model_dump() if self.verify else None,
                 "proposer": self.proposer, "requested_at": _ts(self.requested_at),
-                "expires_at": _ts(self.expires_at), "approvers": self.approvers, "policy": self.policy}
+                "expires_at": _ts(self.expires_at), "approvers": self.approvers, "policy": self.policy,
+                "cluster": self.cluster}
 
     def binding_problem(self) -> str | None:
         """Why this record cannot be trusted as approved, or None."""
@@ -216,7 +219,7 @@ class ApprovalStore:
     def create(self, *, run_id: str, action: Action, evidence_summary: str, expected_effect: str,
                snapshot: TargetState, ttl: timedelta, proposer: str, dry_run: ActuatorResult | None = None,
                verify: VerifyTarget | None = None, approvers: builtins.list[str] | None = None,
-               policy: str | None = None) -> ApprovalRecord:
+               policy: str | None = None, cluster: str | None = None) -> ApprovalRecord:
         command = action.command()
         if command is None:
             raise ApprovalStateError("an action of kind 'none' cannot be proposed: there is nothing to approve")
@@ -226,17 +229,18 @@ class ApprovalStore:
                 id=secrets.token_hex(4), run_id=run_id, action=action, command=command,
                 evidence_summary=evidence_summary, expected_effect=expected_effect, dry_run=dry_run,
                 snapshot=snapshot, verify=verify, proposer=proposer, requested_at=now, expires_at=now + ttl,
-                status="pending", approvers=approvers or [], policy=policy)
+                status="pending", approvers=approvers or [], policy=policy, cluster=cluster)
             record.digest = proposal_digest(record.bound_fields())
             try:
                 with self._connect() as conn:
                     conn.execute(
                         "INSERT INTO approvals (id, run_id, action, command, evidence_summary, expected_effect, "
                         "dry_run, snapshot, verify, proposer, requested_at, expires_at, status, approvers, policy, "
-                        "digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "cluster, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (record.id, run_id, action.model_dump_json(), command, evidence_summary, expected_effect,
                          _dump(dry_run), snapshot.model_dump_json(), _dump(verify), proposer, _ts(now),
-                         _ts(record.expires_at), "pending", json.dumps(record.approvers), policy, record.digest))
+                         _ts(record.expires_at), "pending", json.dumps(record.approvers), policy, cluster,
+                         record.digest))
             except StoreError as exc:
                 if "UNIQUE" in exc.message:
                     continue

@@ -65,6 +65,12 @@ class Executor:
 
     def _run(self, claim: ExecutionClaim) -> ExecutionResult:
         record, action = claim.record, claim.action
+        if record.cluster != self._actuator.label:
+            why = (f"it was approved for {record.cluster or 'an unrecorded cluster'}, and this process would write "
+                   f"to {self._actuator.label}")
+            self._close(claim, "failed", "refused", f"wrong cluster: {why}")
+            raise PolicyRefused(f"{record.describe()} not executed: {why}",
+                                hints=["run the execution with the same --context / KUBECONFIG as the investigation"])
         approver = self._policy.may_approve(record.approver or "")
         if not approver.allowed:
             self._close(claim, "failed", "refused", f"approver no longer allowed: {approver}")

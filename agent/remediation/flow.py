@@ -194,6 +194,7 @@ class RunRecord(BaseModel):
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     started_by: str | None = Field(None, description="the approver named when the run was started")
     checkpointer: str = Field("", description="where the paused graph is kept (redacted)")
+    context: str | None = Field(None, description="the kubeconfig context a live run read (and may write to)")
 
 
 class RunRegistry:
@@ -242,23 +243,32 @@ def scenario_spec(scenario: str) -> str:
     return str(path.resolve()) if path.exists() else scenario
 
 
-def open_sources(spec: str) -> Sources:
+def open_sources(spec: str, context: str | None = None) -> Sources:
+    """The live sources (`spec` "live"; `context` picks the kubeconfig context, else KUBE_CONTEXT), or a replay."""
     if spec == LIVE:
         from tools.live import live_sources
+        from tools.settings import Settings
 
-        return live_sources()
+        settings = Settings(kube_context=context) if context else Settings()
+        sources = live_sources(settings)
+        sources.extras["settings"] = settings  # the remediator writes to the cluster these settings read
+        return sources
     from tools.replay import replay_sources
 
     return replay_sources(spec)
 
 
 def open_remediator(sources: Sources, *, data: str | Path | None = None) -> Remediator:
-    """Acting on the replayed world behind `sources`, or on the live cluster (kubeconfig / in-cluster)."""
+    """Acting on the replayed world behind `sources`, or on the live cluster those sources read: the same
+    kubeconfig file and context, resolved by the same function."""
     if "world" in sources.extras:
         return Remediator.for_replay(sources, data=data)
     from agent.remediation.kube_actuator import KubeActuator
+    from tools.settings import Settings
 
-    return Remediator(KubeActuator.from_kubeconfig(), data=data)
+    settings = sources.extras.get("settings")
+    return Remediator(KubeActuator.from_settings(settings if isinstance(settings, Settings) else Settings()),
+                      data=data)
 
 
 def resume_model(spec: str) -> ChatModel:

@@ -23,6 +23,7 @@ from agent.remediation.approvals import ExecutionClaim
 from agent.remediation.errors import ExecutionFailed, RemediationError
 from agent.remediation.models import ActuatorResult, TargetState
 from agent.verdict import Action
+from tools.settings import ConfigError, Settings
 from tools.timerange import Clock, system_clock
 
 logger = logging.getLogger(__name__)
@@ -43,28 +44,33 @@ def _api_message(exc: ApiException) -> str:
 
 class KubeActuator:
     def __init__(self, api_client: k8s.ApiClient | None = None, *, clock: Clock = system_clock,
-                 field_manager: str = FIELD_MANAGER, timeout_s: float = 15.0) -> None:
+                 field_manager: str = FIELD_MANAGER, timeout_s: float = 15.0, context: str | None = None) -> None:
         self._api = api_client or k8s.ApiClient()
         self._apps = k8s.AppsV1Api(self._api)
         self.clock = clock
         self.field_manager = field_manager
         self.timeout_s = timeout_s
-        self.label = f"kubernetes:{self._api.configuration.host}"
+        # The cluster this actuator writes to; an approval records the one it was proposed on.
+        where = f"{context}@" if context else ""
+        self.label = f"kubernetes:{where}{self._api.configuration.host}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KubeActuator:
+        """The cluster the tools read: the same kubeconfig file and context (or service account), resolved once
+        by the same function, so an investigation and its fix can never land on different clusters."""
+        from tools.kubernetes.live import kubernetes_client
+
+        try:
+            api = kubernetes_client(settings)
+        except ConfigError as exc:
+            raise RemediationError(f"no Kubernetes credentials: {exc}",
+                                   hints=["set KUBECONFIG (and KUBE_CONTEXT or --context), or run inside the "
+                                          "cluster"]) from None
+        return cls(api, context=context_name(settings))
 
     @classmethod
     def from_kubeconfig(cls, context: str | None = None) -> KubeActuator:
-        """In-cluster config when running in a pod, else ~/.kube/config (optionally a named context)."""
-        from kubernetes import config
-
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            try:
-                config.load_kube_config(context=context)
-            except (config.ConfigException, OSError) as exc:
-                raise RemediationError(f"no Kubernetes credentials: {exc}",
-                                       hints=["set KUBECONFIG or run inside the cluster"]) from None
-        return cls()
+        return cls.from_settings(Settings(kube_context=context) if context else Settings())
 
     # ---- reading ----------------------------------------------------------------------------------------
 
@@ -88,7 +94,8 @@ class KubeActuator:
         spec = deployment.spec
         containers = spec.template.spec.containers if spec and spec.template and spec.template.spec else []
         return TargetState(exists=True, replicas=spec.replicas if spec else None, revision=annotations.get(REVISION),
-                           images=[c.image for c in containers if c.image])
+                           images=[c.image for c in containers if c.image],
+                           uid=deployment.metadata.uid if deployment.metadata else None)
 
     def current_state(self, action: Action) -> TargetState:
         return self._state(self._read(action))
@@ -181,6 +188,21 @@ class KubeActuator:
             return None
         number, replica_set = max(candidates, key=lambda item: item[0])
         return str(number), replica_set
+
+
+def context_name(settings: Settings) -> str | None:
+    """The kubeconfig context the settings select (KUBE_CONTEXT, else the file's current-context); None in a pod."""
+    if settings.kube_context:
+        return settings.kube_context
+    if settings.kube_in_cluster:
+        return None
+    from kubernetes import config
+
+    try:
+        _contexts, active = config.list_kube_config_contexts(config_file=settings.kubeconfig)
+    except (config.ConfigException, OSError):
+        return None
+    return str(active["name"]) if active else None
 
 
 def _brief(deployment: k8s.V1Deployment) -> dict[str, Any]:

@@ -16,12 +16,14 @@ class TargetState(BaseModel):
     replicas: int | None = Field(None, description="spec.replicas (desired)")
     revision: str | None = Field(None, description="deployment.kubernetes.io/revision")
     images: list[str] = Field(default_factory=list)
+    uid: str | None = Field(None, description="metadata.uid: a same-named workload recreated or on another "
+                                              "cluster has another")
 
     def relevant(self, action: Action) -> dict[str, Any]:
         """The fields whose change makes an approval of `action` stale."""
         if action.action == "scale":
-            return {"exists": self.exists, "replicas": self.replicas, "revision": self.revision}
-        return {"exists": self.exists, "revision": self.revision, "images": self.images}
+            return {"exists": self.exists, "uid": self.uid, "replicas": self.replicas, "revision": self.revision}
+        return {"exists": self.exists, "uid": self.uid, "revision": self.revision, "images": self.images}
 
     def changes_since(self, before: TargetState, action: Action) -> list[str]:
         then, now = before.relevant(action), self.relevant(action)

@@ -73,7 +73,8 @@ class Remediator:
         return self.store.create(run_id=run_id, action=action, evidence_summary=evidence_summary,
                                  expected_effect=effect, snapshot=snapshot, dry_run=dry, verify=target,
                                  ttl=self.policy.approval.expires_after, proposer=proposer,
-                                 approvers=self.policy.approval.approvers, policy=self.policy.identity())
+                                 approvers=self.policy.approval.approvers, policy=self.policy.identity(),
+                                 cluster=self._actuator.label)
 
     def propose_verdict(self, verdict: Verdict, *, run_id: str, proposer: str = DEFAULT_PROPOSER) -> ApprovalRecord:
         """Propose the verdict's remediation, with its evidence summary and the queue it relates to."""
