@@ -199,7 +199,8 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
     checked = checked_signals(observations)
     missing = bool(unread_sources(observations)) or not {"queue_consumers", "queue_depth"} <= set(checked)
     calm = ["healthy", "inconclusive"] if missing else ["healthy"]
-    if standing_trouble(observations, scope):
+    trouble = standing_trouble(observations, scope)
+    if trouble:
         calm = ["inconclusive"]
     branches: list[dict[str, Any]] = [{
         "type": "object", "additionalProperties": False, "required": ["status", "evidence", "confidence"],
@@ -218,6 +219,8 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
                            "component": {"type": "string", "enum": [f"{namespace}/{name}"]},
                            "category": _enum(categories), "remediation": _enum(actions),
                            **common}})
+    if trouble and len(branches) > 1:  # what rules out 'healthy' is explained first, 'not sure' comes last
+        branches = [*branches[1:], branches[0]]
     return {"anyOf": branches}
 
 
@@ -321,8 +324,8 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
     cited = [by_id[c] for c in choice.get("evidence", []) if c in by_id]
     names = {name} if name else set()
     names |= {o.data["queue"] for o in by_id.values() if o.tool == "get_queue_stats" and "queue" in o.data}
-    if status == "healthy":
-        related = [o for o in by_id.values() if o not in cited and o.tool in ("get_queue_stats", "get_deployment")]
+    if status == "healthy":  # it rests on everything that was read
+        related = [o for o in by_id.values() if o not in cited]
     else:
         related = [o for o in by_id.values() if o not in cited and (_concerns(o, names) or _shows_errors(o))]
     evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
