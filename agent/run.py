@@ -31,6 +31,7 @@ from agent.remediation.flow import (
 )
 from agent.remediation.paths import data_dir
 from agent.remediation.service import Remediator
+from agent.remediation.verify import VerificationReport
 from agent.signals import Observation
 from agent.state import Budgets
 from agent.verdict import Verdict
@@ -184,6 +185,17 @@ def resume_run(approval_id: str, answer: dict[str, Any], *, model: ChatModel, so
         graph.invoke(Command(resume=answer), config, durability="sync")  # closes the run with the final status
     remediator.decide(record.id, answer)  # raises: why this answer cannot apply any more
     raise ApprovalStateError(f"{record.describe()} is {record.status}")  # pragma: no cover
+
+
+def verify_approval(approval_id: str, *, actor: str, data: str | Path | None = None, timeout_s: float = 300,
+                    interval_s: float = 5) -> VerificationReport:
+    """Look at an executed or abandoned approval's target again, from a fresh process, and record what it shows."""
+    folder = Path(data) if data is not None else data_dir()
+    record = ApprovalStore(folder / "approvals.sqlite").get(approval_id)
+    run = RunRegistry(folder / "runs").get(record.run_id)
+    sources = open_sources(run.sources, run.context)
+    return open_remediator(sources, data=folder).verify(record.id, sources, timeout_s=timeout_s,
+                                                        interval_s=interval_s, actor=f"verifier (for {actor})")
 
 
 def resume_approval(approval_id: str, answer: dict[str, Any], *, data: str | Path | None = None,

@@ -307,3 +307,20 @@ def test_an_execution_whose_process_died_is_abandoned_through_the_cli(data: Path
     again = runner.invoke(app, ["approvals", "abandon", approval, "--as", "oncall-lead", "--reason", "x"])
     assert again.exit_code == 2 and "only an execution left running can be abandoned, and it is failed" in (
         again.stderr.replace("\n", " "))
+
+
+def test_an_abandoned_execution_is_verified_later_by_looking_again(data: Path) -> None:
+    assert ask(False).exit_code == 0
+    approval = pending_id()
+    pending = runner.invoke(app, ["approvals", "verify", approval, "--as", "oncall-lead"])
+    assert pending.exit_code == 2 and "only an executed or abandoned execution" in pending.stderr.replace("\n", " ")
+    with sqlite3.connect(data / "approvals.sqlite") as conn:  # approved, claimed, then the process died
+        conn.execute("UPDATE approvals SET status = 'executing', approver = 'oncall-sre', "
+                     "executed_at = '2000-01-01T00:00:00.000000+00:00'")
+    assert runner.invoke(app, ["approvals", "abandon", approval, "--as", "oncall-lead", "--reason", "node lost",
+                               "--force"]).exit_code == 0
+    # A fresh process rebuilds the replayed world, where the interrupted change never landed: not recovered.
+    result = runner.invoke(app, ["approvals", "verify", approval, "--as", "oncall-lead", "--timeout", "0"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith(f"approval {approval}: NOT recovered — ")
+    assert events()[-2:] == [("abandoned", "oncall-lead"), ("verified", "verifier (for oncall-lead)")]

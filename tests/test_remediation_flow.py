@@ -317,3 +317,24 @@ def test_the_registry_refuses_odd_run_ids(tmp_path: Path) -> None:
     with pytest.raises(RemediationError, match=r"cannot read run record .*run-x.json"):
         registry.get("run-x")
     assert re.fullmatch(r"run-[0-9a-f]{12}", new_run_id())
+
+
+def test_a_process_that_loses_the_execution_race_writes_one_line_and_no_verification(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = Started(tmp_path)
+    approval = started.result.approval_id or ""
+    winner = Remediator.for_replay(started.sources, data=tmp_path)  # another process, on the same store
+    claim = started.desk.store.claim
+
+    def claimed_elsewhere_first(approval_id: str) -> Any:
+        winner.execute(approval_id)  # it wins between this process's approval and its claim
+        return claim(approval_id)
+
+    monkeypatch.setattr(started.desk.store, "claim", claimed_elsewhere_first)
+    lost = started.resume({"decision": "approve", "approver": "bob"})
+    assert lost.status == "lost_race"
+    history = started.desk.history(approval_id=approval)
+    assert [r.event for r in history].count("executed") == 1
+    assert "verified" not in [r.event for r in history], "only the process that executed verifies"
+    assert [r.outcome for r in history if r.event == "lost_race"] == [
+        "not executed here: another process claimed it (executed)"]

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from agent.remediation.flow import RunRecord
     from agent.run import RemediationRun
 
-approvals_app = typer.Typer(no_args_is_help=True, help="Remediation approvals: list, show, approve, reject, abandon.")
+approvals_app = typer.Typer(no_args_is_help=True,
+                            help="Remediation approvals: list, show, approve, reject, abandon, verify.")
 
 IdArg = Annotated[str, typer.Argument(help="approval id (or a unique prefix of 4+ characters)")]
 AsOpt = Annotated[str, typer.Option("--as", help="your name or handle; recorded in the audit log")]
@@ -155,3 +156,23 @@ def abandon_command(
         record = open_store().abandon(approval_id, name, reason.strip(), force=force)
     out.print(f"approval {record.id}: failed — {record.reason}", markup=False, soft_wrap=True)
     out.print(f"check the target before proposing {record.command} again", markup=False, soft_wrap=True)
+
+
+@approvals_app.command("verify")
+def verify_command(
+    approval_id: IdArg, approver: AsOpt,
+    timeout: Annotated[float, typer.Option(min=0, help="how long to watch for recovery, seconds")] = 60,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between looks")] = 5,
+) -> None:
+    """Look at an executed or abandoned approval's target again (any time later) and record what it shows."""
+    from agent.run import verify_approval
+
+    with friendly_errors():
+        name = person(approver)
+        report = verify_approval(approval_id, actor=name, timeout_s=timeout, interval_s=interval)
+    out.print(f"approval {approval_id}: {'recovered' if report.recovered else 'NOT recovered'} — {report.summary}",
+              markup=False, soft_wrap=True)
+    for step in report.next_steps:
+        out.print(f"  next: {step}", markup=False, soft_wrap=True)
+    if not report.recovered:
+        raise typer.Exit(1)

@@ -114,7 +114,7 @@ def render_remediation(desk: dict[str, Any]) -> Group:
     elif status in ("rejected", "expired"):
         who = f" by {desk['approver']}" if desk.get("approver") and status == "rejected" else ""
         lines.append(Text(f"{approval} {status}{who}: {reason}; nothing was changed", style="bold yellow"))
-    elif status in ("stale", "failed", "executing"):
+    elif status in ("stale", "failed", "executing", "lost_race"):
         lines.append(Text(f"{approval} not executed here ({status}): {reason}", style="bold red"))
     else:
         execution = desk.get("execution") or {}

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 AuditEvent = Literal[
     "proposed", "refused", "approved", "rejected", "expired", "stale", "dry_run", "executed", "failed", "verified",
-    "abandoned", "tampered",
+    "abandoned", "tampered", "lost_race",
 ]
 
 

@@ -58,6 +58,7 @@ RemediationStatus = Literal[
     "stale",  # the target changed after the approval; asked again up to MAX_ASKS times
     "failed",  # the execution was refused or failed
     "executing", "executed",
+    "lost_race",  # another process executed it; that process verifies
     "recovered", "not_recovered",  # verification outcome
 ]
 
@@ -116,6 +117,11 @@ def remediation_steps(remediator: Remediator, sources: Sources, *, proposer: str
             return {"remediation": {**desk, "status": "stale", "reason": exc.message}}
         except ApprovalStateError as exc:  # expired, or executed by another process
             current = remediator.get(desk["approval_id"])
+            if current.status in ("executing", "executed"):  # another process won: it verifies, not this one
+                remediator.audit.record("lost_race", actor="executor", approval_id=current.id, run_id=current.run_id,
+                                        action=current.action.model_dump(), command=current.command,
+                                        outcome=f"not executed here: another process claimed it ({current.status})")
+                return {"remediation": {**desk, "status": "lost_race", "reason": exc.message}}
             return {"remediation": {**desk, "status": current.status, "reason": exc.message}}
         except (ExecutionFailed, PolicyRefused) as exc:
             return {"remediation": {**desk, "status": "failed", "reason": exc.message}}

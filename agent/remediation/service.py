@@ -149,18 +149,21 @@ class Remediator:
         return self._executor.execute(approval_id)
 
     def verify(self, approval_id: str, sources: Sources, *, timeout_s: float = 300, interval_s: float = 5,
-               target: VerifyTarget | None = None) -> VerificationReport:
-        """Watch an executed approval's target recover (or not), reading only `sources`, and audit the outcome."""
+               target: VerifyTarget | None = None, actor: str = "verifier") -> VerificationReport:
+        """Watch an executed (or abandoned) approval's target recover (or not), reading only `sources`, and audit
+        the outcome. Any time later, too: an execution whose process died is verified by looking again."""
         record = self.store.get(approval_id)
-        if record.status != "executed":
-            raise ApprovalStateError(f"cannot verify {record.describe()}: it is {record.status}, not executed")
+        abandoned = record.status == "failed" and (record.reason or "").startswith("abandoned by ")
+        if record.status != "executed" and not abandoned:
+            raise ApprovalStateError(f"cannot verify {record.describe()}: it is {record.status}; only an executed "
+                                     "or abandoned execution changed (or may have changed) the target")
         watch = target or record.verify or VerifyTarget(namespace=record.action.namespace,
                                                         deployment=record.action.name, replicas=record.action.replicas)
         before = (record.result.before if record.result and record.result.before else None) or record.snapshot
         rollback = inverse_action(record.action, before)
         report = verify(sources, watch, waiter=self.waiter, timeout_s=timeout_s, interval_s=interval_s,
                         rollback=rollback)
-        self.audit.record("verified", actor="verifier", approval_id=record.id, run_id=record.run_id,
+        self.audit.record("verified", actor=actor, approval_id=record.id, run_id=record.run_id,
                           action=record.action.model_dump(), command=record.command,
                           outcome=("recovered: " if report.recovered else "") + report.summary,
                           detail={"recovered": report.recovered, "elapsed_s": report.elapsed_s,
