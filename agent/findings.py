@@ -108,15 +108,18 @@ def logs_errors(log_result: dict[str, Any], name: str) -> bool:
     return lines >= ERROR_BURST and bool((log_result.get("by_status") or {}).get("error"))
 
 
-def failing_upstream(caller: str, error_logs: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str | None:
+def failing_upstream(caller: str, error_logs: list[dict[str, Any]], states: dict[str, dict[str, Any]],
+                     own_logs: dict[str, dict[str, Any]] | None = None) -> str | None:
     """The workload `caller`'s own errors blame, when that workload is failing itself (it logs errors, cannot
-    serve, or is at 0): the caller's errors are its symptom, not a cause of their own. `error_logs` are the
-    namespace's error searches, `states` its workloads by name (detail or table row)."""
+    serve, is at 0, or hangs: callers time out while it logs nothing): the caller's errors are its symptom, not a
+    cause of their own. `error_logs` are the namespace's error searches, `states` its workloads by name (detail
+    or table row), `own_logs` the searches of a workload's own lines."""
     for logs in error_logs:
         for dependency in blamed_dependencies(logs, list(states)).get(caller, []):
             state = states.get(dependency) or {}
             failing = state.get("desired") == 0 or ("pods" in state and serving_failure(state) is not None)
-            if failing or logs_errors(logs, dependency):
+            hung = hung_dependency((own_logs or {}).get(dependency), logs) is not None
+            if failing or hung or logs_errors(logs, dependency):
                 return dependency
     return None
 

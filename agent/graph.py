@@ -222,7 +222,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                   "tool_seconds": state.get("tool_seconds", 0.0) + seconds}
         state_after = {**state, "tool_calls": made}
         stop = out_of_budget(state_after)  # type: ignore[arg-type]
-        if model.guided and not stop and not unchecked(everything):
+        if model.guided and not stop and not unchecked(everything) and not discovery_calls(
+                everything, _scope(state["messages"], everything)):
             stop = "all core playbook signals checked"
         if stop:
             update["stop_reason"] = stop

@@ -155,7 +155,8 @@ class Reading:
         states = {n: found[1] if (found := self.detail(ns, n)) else self.table_row(ns, n) or {}
                   for ns, n in self.workloads() if ns == namespace}
         logs = [found[1] for status in ("error", "warn") if (found := self.namespace_logs(namespace, status))]
-        return failing_upstream(name, logs, states)
+        own = {n: found[1] for n in states if (found := self.logs_of(namespace, n))}
+        return failing_upstream(name, logs, states, own)
 
     def error_services(self) -> list[tuple[str, str]]:
         services = []

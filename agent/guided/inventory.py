@@ -20,6 +20,7 @@ from agent.signals import (
 ERROR_QUERY = "kube_namespace:{namespace} status:(error OR warn)"
 PRODUCER_QUERY = "kube_namespace:{namespace} (queue OR publish* OR enqueue*)"
 MAX_SUSPECTS = 3
+LONG_HISTORY = "now-24h"
 
 
 @dataclass
@@ -145,9 +146,13 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
     for ref in suspects(observations, scope)[:MAX_SUSPECTS]:
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
-        if (states.get((namespace, name)) or {}).get("desired") == 0 and "name" in states[(namespace, name)]:
+        state = states.get((namespace, name)) or {}
+        if state.get("desired") == 0 and "name" in state:
             # sized from the replica history, which event text cannot forge
             leads.append(("get_metric", {"query": desired_history_query(namespace, name), "start": "now-24h"}))
+            leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
+            if "events" in state and not state.get("last_scaled"):  # the API keeps about an hour; the history more
+                leads.append(("list_events", {"namespace": namespace, "since": LONG_HISTORY, "involved_object": name}))
     for ref in [r for r in scope.named if "/" in r and "/queue " not in r][:2]:  # what the question names
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))

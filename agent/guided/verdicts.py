@@ -122,7 +122,9 @@ def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> str | 
     from agent.validator import known_deployments
 
     states = {name: state for (ns, name), state in known_deployments(observations).items() if ns == ref[0]}
-    return failing_upstream(ref[1], _namespace_errors(observations, ref[0]), states)
+    own = {name: o.data for o in observations for name in states if o.ok and o.tool == "search_logs"
+           and o.args.get("query") == f"kube_namespace:{ref[0]} service:{name}"}
+    return failing_upstream(ref[1], _namespace_errors(observations, ref[0]), states, own)
 
 
 def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
