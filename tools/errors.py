@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tools.redaction import redact
+
 ErrorKind = Literal[
-    "bad_query", "bad_argument", "not_found", "unknown_metric", "unavailable", "rate_limited", "auth", "timeout"
+    "bad_query", "bad_argument", "not_found", "unknown_metric", "unavailable", "rate_limited", "auth", "timeout",
+    "not_configured", "bad_response"
 ]
 
 
 class SourceError(Exception):
-    """A failure the caller should expect and report, not crash on."""
+    """A failure the caller should expect and report, not crash on. Its message and hints are redacted here, once,
+    so no credential in a URL, header or setting reaches a tool result, a log or a terminal through them."""
 
     kind: ErrorKind = "unavailable"
 
     def __init__(self, message: str, *, hints: list[str] | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hints = hints or []
+        self.hints = [redact(hint) for hint in hints or []]
 
 
 class BadQuery(SourceError):
@@ -50,3 +55,15 @@ class AuthFailed(SourceError):
 
 class TimedOut(SourceError):
     kind = "timeout"
+
+
+class NotConfigured(SourceError):
+    """The source is not configured in this process; the message names what to set."""
+
+    kind = "not_configured"
+
+
+class BadResponse(SourceError):
+    """The source answered, but with a body that is not what its API returns (truncated, HTML, wrong types)."""
+
+    kind = "bad_response"

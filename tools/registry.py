@@ -8,6 +8,9 @@ from tools.rabbitmq.tools import get_queue_stats
 from tools.toolkit import Tool, Toolbox
 
 READ_ONLY_TOOLS = (list_namespaces, get_deployment, list_events, search_logs, get_metric, get_queue_stats)
+TOOL_SOURCES = {"list_namespaces": "kubernetes", "get_deployment": "kubernetes", "list_events": "kubernetes",
+                "search_logs": "datadog", "get_metric": "datadog", "get_queue_stats": "rabbitmq"}
+"""The source each tool reads, as named in `Sources.missing` (list_events also reads Datadog's event history)."""
 
 
 def default_toolbox() -> Toolbox:

@@ -7,12 +7,16 @@ is built; a missing one raises ConfigError naming the variable to set.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from tools.errors import TimedOut
+from tools.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,10 @@ def header_seconds(value: str | None) -> float | None:
 
 
 class ConfigError(Exception):
-    """The live sources cannot be built: a setting is missing or unusable."""
+    """The live sources cannot be built: a setting is missing or unusable. The message is redacted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class Settings(BaseSettings):
@@ -65,8 +72,12 @@ class Settings(BaseSettings):
                                           "(env SRE_AGENT_MAX_ATTEMPTS).")
     max_wait_seconds: float = Field(
         20.0, ge=0, validation_alias="SRE_AGENT_MAX_WAIT_SECONDS",
-        description="Cap on one wait between attempts, including a server's rate-limit reset "
-                    "(env SRE_AGENT_MAX_WAIT_SECONDS).")
+        description="Cap on all the waiting between the attempts of one call, including a server's rate-limit "
+                    "reset (env SRE_AGENT_MAX_WAIT_SECONDS).")
+    call_deadline_seconds: float = Field(
+        30.0, gt=0, validation_alias="SRE_AGENT_CALL_DEADLINE_SECONDS",
+        description="Wall-clock bound on one call to a source, its attempts and waits included, however slowly the "
+                    "server sends its answer (env SRE_AGENT_CALL_DEADLINE_SECONDS).")
 
     def require(self, field: str) -> str:
         """The value of a credential field, or ConfigError naming its environment variable."""
@@ -79,19 +90,53 @@ class Settings(BaseSettings):
         return str(value)
 
     def call(self, function: Callable[[], T], *, transient: Callable[[BaseException], bool],
-             reset_after: Callable[[BaseException], float | None]) -> T:
-        """Run `function`, retrying transient failures with capped exponential backoff or the server's reset time."""
+             reset_after: Callable[[BaseException], float | None], source: str = "the source") -> T:
+        """Run `function` within `call_deadline_seconds`, retrying transient failures after exponential backoff or
+        the server's reset time. All the waits of one call together stay within `max_wait_seconds`: the first wait
+        is cut to fit, and once it is used up the last failure is raised, as it is when no attempt fits before the
+        deadline any more. An attempt still running at the deadline is TimedOut naming `source`."""
+        deadline = time.monotonic() + self.call_deadline_seconds
+        waited = 0.0
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._before(deadline, function, source)
+            except Exception as exc:
+                if attempt == self.max_attempts or not transient(exc):
+                    raise
+                hinted = reset_after(exc)
+                wanted = hinted if hinted is not None else 0.5 * 2 ** (attempt - 1)
+                left = self.max_wait_seconds - waited
+                if waited and wanted > left:  # this call's waiting is used up: a 429 resetting in an hour stops here
+                    raise
+                delay = max(0.0, min(wanted, left))
+                if time.monotonic() + delay >= deadline:
+                    raise
+                logger.warning("%s: attempt %d failed (%s: %s); retrying in %.1f s", source, attempt,
+                               type(exc).__name__, redact((str(exc).splitlines() or [""])[0])[:160], delay)
+                time.sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            hinted = reset_after(error) if error else None
-            delay = hinted if hinted is not None else wait_exponential(multiplier=0.5, max=self.max_wait_seconds)(state)
-            return max(0.0, min(delay, self.max_wait_seconds))
+    def _before(self, deadline: float, function: Callable[[], T], source: str) -> T:
+        """`function()` in a daemon thread, or TimedOut once `deadline` passes: a per-read socket timeout does not
+        bound a server that trickles its answer. A thread left behind ends with its own socket."""
+        outcome: list[tuple[bool, Any]] = []
+        done = threading.Event()
 
-        def log(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            logger.warning("attempt %d failed (%s); retrying", state.attempt_number, type(error).__name__)
+        def run() -> None:
+            try:
+                outcome.append((True, function()))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append((False, exc))
+            finally:
+                done.set()
 
-        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), retry=retry_if_exception(transient),
-                            wait=wait, before_sleep=log, reraise=True)
-        return retrying(function)
+        threading.Thread(target=run, name=f"call to {source}", daemon=True).start()
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            raise TimedOut(f"{source} did not finish answering within {self.call_deadline_seconds:g} s",
+                           hints=["the server is overloaded or sends its answer very slowly",
+                                  "SRE_AGENT_CALL_DEADLINE_SECONDS bounds one call"])
+        ok, value = outcome[0]
+        if ok:
+            return cast(T, value)
+        raise value

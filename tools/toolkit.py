@@ -22,7 +22,11 @@ from tools.timerange import Clock
 
 @dataclass
 class Sources:
-    """Everything a tool may read. The agent never knows whether these are live or replayed."""
+    """Everything a tool may read. The agent never knows whether these are live or replayed.
+
+    `missing` names the sources this process has no configuration for ("datadog", "kubernetes", "rabbitmq"), each
+    with the message saying what to set; their backends raise NotConfigured (`registry.TOOL_SOURCES` maps each tool
+    to the source it reads)."""
 
     logs: LogSource
     metrics: MetricSource
@@ -31,6 +35,7 @@ class Sources:
     clock: Clock
     label: str = "replay"
     extras: dict[str, Any] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 class ToolError(BaseModel):

@@ -21,7 +21,7 @@ from datadog_api_client.v2.model.events_query_filter import EventsQueryFilter
 from datadog_api_client.v2.model.events_request_page import EventsRequestPage
 from datadog_api_client.v2.model.events_sort import EventsSort
 
-from tools.datadog.live import _at, _DatadogBackend, _when
+from tools.datadog.live import _at, _DatadogBackend, _when, reading
 from tools.kubernetes.protocol import KubeEvent
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 EVENT_PAGE_LIMIT = 1000
 MAX_EVENT_PAGES = 5
 SOURCE = "datadog"
+EVENTS_SEARCH = "POST /api/v2/events/search"
 
 _BUNDLE_TITLE = re.compile(r"Events from the (?P<kind>\w+) (?:(?P<namespace>[^\s/]+)/)?(?P<name>\S+)")
 _SINGLE_TITLE = re.compile(r"(?P<kind>\w+) (?:(?P<namespace>[^\s/]+)/)?(?P<name>[^\s:]+): (?P<reason>\w+)")
@@ -121,11 +122,12 @@ class DatadogEvents(_DatadogBackend):
             if cursor:
                 page.cursor = cursor
             body = EventsListRequest(filter=query_filter, page=page, sort=EventsSort.TIMESTAMP_DESCENDING)
-            response = self._call(partial(api.search_events, body=body))
-            data = response.get("data") or []
-            for item in data:
-                events.extend(_kube_events(item))
-            cursor = _at(response, "meta", "page", "after")
+            response = self._call(partial(api.search_events, body=body), EVENTS_SEARCH)
+            with reading(EVENTS_SEARCH):
+                data = list(response.get("data") or [])
+                for item in data:
+                    events.extend(_kube_events(item))
+                cursor = _at(response, "meta", "page", "after")
             if not cursor or len(data) < self.page_size:  # the last page may still carry a cursor
                 break
         else:

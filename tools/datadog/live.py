@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import urllib3
 from datadog_api_client import ApiClient, Configuration
-from datadog_api_client.exceptions import ApiException
+from datadog_api_client.exceptions import ApiException, ApiTypeError, OpenApiException
 from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsApiV1
 from datadog_api_client.v2.api.logs_api import LogsApi
 from datadog_api_client.v2.api.metrics_api import MetricsApi as MetricsApiV2
@@ -28,7 +29,17 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 
 from tools.datadog.metricquery import parse_metric_query
 from tools.datadog.protocol import LogCount, LogRecord, Series
-from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable, UnknownMetric
+from tools.errors import (
+    AuthFailed,
+    BadQuery,
+    BadResponse,
+    NotFound,
+    RateLimited,
+    SourceError,
+    TimedOut,
+    Unavailable,
+    UnknownMetric,
+)
 from tools.settings import Settings, header_seconds
 from tools.timerange import Clock, system_clock
 
@@ -40,6 +51,13 @@ PAGE_LIMIT = 1000
 GROUP_LIMIT = 50
 MAX_GROUP_PAGES = 5
 ACTIVE_LOOKBACK = timedelta(days=1)
+SOURCE = "Datadog"
+LOGS_SEARCH = "POST /api/v2/logs/events/search"
+LOGS_AGGREGATE = "POST /api/v2/logs/analytics/aggregate"
+ACTIVE_METRICS = "GET /api/v1/metrics"
+METRIC_TAGS = "GET /api/v2/metrics/{metric_name}/all-tags"
+METRICS_QUERY = "GET /api/v1/query"
+BODY_HINT = "something other than the Datadog API may be answering (a proxy, a login page): check DD_SITE / DD_HOST"
 
 
 def datadog_client(settings: Settings) -> ApiClient:
@@ -71,7 +89,11 @@ def _reset_after(exc: BaseException) -> float | None:
 def _translate(exc: ApiException) -> SourceError:
     status = exc.status or 0
     body = exc.body if isinstance(exc.body, dict) else {}
-    detail = "; ".join(map(str, body.get("errors") or [])) or str(exc.body or exc.reason or "")[:300]
+    detail = ("; ".join(map(str, body.get("errors") or [])) or str(body.get("error") or body.get("message") or "")
+              or str(exc.body or exc.reason or "")[:300])
+    content_type = (_header(exc, "Content-Type") or "").split(";")[0].strip()
+    if isinstance(exc.body, str) and exc.body and "json" not in content_type:  # an HTML error page, say
+        detail = f"{exc.reason or ''} ({content_type or 'no content type'}, {len(exc.body)} bytes)".strip()
     message = f"Datadog {status} {exc.reason or ''}: {detail}".strip()
     if status in (401, 403):
         return AuthFailed(f"{message}; check DD_API_KEY and DD_APP_KEY",
@@ -92,16 +114,37 @@ class _DatadogBackend:
         self.settings = settings or Settings()
         self.api_client = api_client or datadog_client(self.settings)
 
-    def _call(self, function: Callable[[], T]) -> T:
+    def _call(self, function: Callable[[], T], what: str) -> T:
+        """`function()` (one request to `what`, an endpoint) with retries, as a SourceError when it fails."""
         try:
-            return self.settings.call(function, transient=_transient, reset_after=_reset_after)
+            return self.settings.call(function, transient=_transient, reset_after=_reset_after, source=SOURCE)
         except ApiException as exc:
             raise _translate(exc) from None
+        except (OpenApiException, UnicodeDecodeError, LookupError) as exc:  # the client could not read the body
+            raise _unreadable(exc, what) from None
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(reason, urllib3.exceptions.TimeoutError):
                 raise TimedOut(f"Datadog did not answer within {self.settings.timeout_seconds} s") from None
             raise Unavailable(f"cannot reach Datadog: {reason}") from None
+
+
+def _unreadable(exc: Exception, what: str) -> BadResponse:
+    if isinstance(exc, ApiTypeError) and exc.path_to_item == ["received_data"]:
+        return BadResponse(f"Datadog returned a body that is not JSON from {what} (truncated, or an HTML page)",
+                           hints=[BODY_HINT])
+    detail = (str(exc).splitlines() or [""])[0][:200]
+    return BadResponse(f"Datadog returned a body that does not match its API from {what} "
+                       f"({type(exc).__name__}: {detail})", hints=[BODY_HINT])
+
+
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Turn a response of the wrong shape (a missing field, a wrong type) met while reading it into BadResponse."""
+    try:
+        yield
+    except (OpenApiException, KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise _unreadable(exc, what) from None
 
 
 def _at(node: Any, *path: str) -> Any:
@@ -163,10 +206,11 @@ class DatadogLogs(_DatadogBackend):
                 page.cursor = cursor
             body = LogsListRequest(filter=self._filter(query, start, end), page=page,
                                    sort=LogsSort.TIMESTAMP_DESCENDING)
-            response = _complete(self._call(partial(api.list_logs, body=body)), query)
-            data = response.get("data") or []
-            records.extend(_record(item) for item in data)
-            cursor = _at(response, "meta", "page", "after")
+            response = _complete(self._call(partial(api.list_logs, body=body), LOGS_SEARCH), query)
+            with reading(LOGS_SEARCH):
+                data = response.get("data") or []
+                records.extend(_record(item) for item in data)
+                cursor = _at(response, "meta", "page", "after")
             if not cursor or not data:
                 break
         return records[:limit]
@@ -183,10 +227,11 @@ class DatadogLogs(_DatadogBackend):
                 body.group_by = [LogsGroupBy(facet=facet, limit=self.group_limit) for facet in group_by]
             if cursor:
                 body.page = LogsAggregateRequestPage(cursor=cursor)
-            response = _complete(self._call(partial(api.aggregate_logs, body=body)), query)
-            page = _at(response, "data", "buckets") or []
-            buckets.extend(page)
-            cursor = _at(response, "meta", "page", "after")
+            response = _complete(self._call(partial(api.aggregate_logs, body=body), LOGS_AGGREGATE), query)
+            with reading(LOGS_AGGREGATE):
+                page = list(_at(response, "data", "buckets") or [])
+                buckets.extend(page)
+                cursor = _at(response, "meta", "page", "after")
             if not cursor or not page:
                 return buckets
         logger.warning("Datadog has more than %d pages of groups for %r; kept the first", self.max_group_pages, query)
@@ -199,19 +244,25 @@ class DatadogLogs(_DatadogBackend):
                                   interval=_interval(bucket_seconds))
         else:
             compute = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TOTAL)
-        counts = []
-        for bucket in self._buckets(query, start, end, group_by, compute):
-            by = bucket.get("by") or {}
-            group = {facet: str(by.get(facet, "")) for facet in group_by}
-            value = (bucket.get("computes") or {}).get("c0")
-            if not bucket_seconds:
-                counts.append(LogCount(group=group, count=round(float(value or 0))))
-                continue
-            for point in getattr(value, "value", None) or []:
-                if point.get("value"):
-                    moment = max(_parse(point.get("time")), start)  # buckets align to the interval, not to start
-                    counts.append(LogCount(time=moment, group=group, count=round(point.get("value"))))
-        return counts
+        buckets = self._buckets(query, start, end, group_by, compute)
+        with reading(LOGS_AGGREGATE):
+            return _counts(buckets, start, group_by, bucket_seconds)
+
+
+def _counts(buckets: list[Any], start: datetime, group_by: list[str], bucket_seconds: int | None) -> list[LogCount]:
+    counts = []
+    for bucket in buckets:
+        by = bucket.get("by") or {}
+        group = {facet: str(by.get(facet, "")) for facet in group_by}
+        value = (bucket.get("computes") or {}).get("c0")
+        if not bucket_seconds:
+            counts.append(LogCount(group=group, count=round(float(value or 0))))
+            continue
+        for point in getattr(value, "value", None) or []:
+            if point.get("value"):
+                moment = max(_parse(point.get("time")), start)  # buckets align to the interval, not to start
+                counts.append(LogCount(time=moment, group=group, count=round(point.get("value"))))
+    return counts
 
 
 class DatadogMetrics(_DatadogBackend):
@@ -226,8 +277,10 @@ class DatadogMetrics(_DatadogBackend):
     def _active_since(self, since: datetime) -> list[str]:
         since_s = int(since.timestamp()) // 3600 * 3600
         if since_s not in self._active:
-            response = self._call(lambda: MetricsApiV1(self.api_client).list_active_metrics(_from=since_s))
-            self._active[since_s] = sorted(response.get("metrics") or [])
+            response = self._call(lambda: MetricsApiV1(self.api_client).list_active_metrics(_from=since_s),
+                                  ACTIVE_METRICS)
+            with reading(ACTIVE_METRICS):
+                self._active[since_s] = sorted(str(name) for name in response.get("metrics") or [])
         return self._active[since_s]
 
     def metric_names(self) -> list[str]:
@@ -235,18 +288,21 @@ class DatadogMetrics(_DatadogBackend):
 
     def metric_tags(self, metric: str) -> list[str]:
         try:
-            response = self._call(lambda: MetricsApiV2(self.api_client).list_tags_by_metric_name(metric))
+            response = self._call(lambda: MetricsApiV2(self.api_client).list_tags_by_metric_name(metric), METRIC_TAGS)
         except NotFound:
             return []
-        return sorted(set(_at(response, "data", "attributes", "tags") or []))
+        with reading(METRIC_TAGS):
+            return sorted({str(tag) for tag in _at(response, "data", "attributes", "tags") or []})
 
     def query(self, query: str, start: datetime, end: datetime) -> list[Series]:
         parsed = parse_metric_query(query)
         response = self._call(lambda: MetricsApiV1(self.api_client).query_metrics(
-            _from=int(start.timestamp()), to=int(end.timestamp()), query=query))
-        if response.get("status") == "error":
+            _from=int(start.timestamp()), to=int(end.timestamp()), query=query), METRICS_QUERY)
+        with reading(METRICS_QUERY):
+            failed = response.get("status") == "error"
+            series = [] if failed else [_series(item) for item in response.get("series") or []]
+        if failed:
             raise BadQuery(f"Datadog could not run {query!r}: {response.get('error')}")
-        series = [_series(item) for item in response.get("series") or []]
         if series:
             return series
         names = self._active_since(min(start, self.clock() - ACTIVE_LOOKBACK))

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from tools.errors import SourceError
+from tools.errors import NotConfigured, SourceError
 from tools.kubernetes.protocol import ClusterReader, DeploymentInfo, KubeEvent, PodInfo
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def merge_events(current: list[KubeEvent], history: list[KubeEvent]) -> list[Kub
 
 
 class ClusterWithEventHistory:
-    """Reads the cluster through `cluster`; list_events adds what `history` kept. When the history fails, the
-    cluster's own events are still returned and the failure is logged."""
+    """Reads the cluster through `cluster`; list_events adds what `history` kept. When the history fails, or is
+    not configured (NotConfigured), the cluster's own events are still returned and `history_gap` says why."""
 
     def __init__(self, cluster: ClusterReader, history: EventHistory) -> None:
         self.cluster = cluster
@@ -65,6 +65,7 @@ class ClusterWithEventHistory:
             older = self.history.list_events(namespace, since, kind=kind, name=name)
         except SourceError as exc:
             self.history_gap = f"{exc.message} ({exc.kind})" + "".join(f"; {hint}" for hint in exc.hints)
-            logger.warning("events older than the Kubernetes API keeps are missing: %s", self.history_gap)
+            log = logger.info if isinstance(exc, NotConfigured) else logger.warning
+            log("events older than the Kubernetes API keeps are missing: %s", self.history_gap)
             return current
         return merge_events(current, older)

@@ -2,35 +2,118 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable
+from tools.errors import AuthFailed, BadQuery, BadResponse, NotFound, RateLimited, SourceError, TimedOut, Unavailable
 from tools.rabbitmq.protocol import QueueInfo
-from tools.settings import Settings, header_seconds
+from tools.settings import ConfigError, Settings, header_seconds
+
+T = TypeVar("T")
 
 SAMPLES = 20
+SOURCE = "the RabbitMQ management API"
+MAX_BODY_BYTES = 32 * 2**20
+BODY_HINT = "something other than the management API may be answering (a proxy, a login page): check RABBITMQ_URL"
+
+
+def rabbitmq_login(settings: Settings) -> tuple[str, str, str]:
+    """The base URL without its userinfo, the user and the password: RABBITMQ_USER / RABBITMQ_PASSWORD when set,
+    else the userinfo of RABBITMQ_URL (`http://user:password@host:15672/`), percent-decoded."""
+    url = settings.rabbitmq_url.strip()
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"RABBITMQ_URL is not a valid URL ({exc}); expected http://host:15672/") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"RABBITMQ_URL must be an http(s) URL like http://host:15672/, not {url!r}")
+    base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    user = settings.rabbitmq_user or unquote(parts.username or "")
+    secret = settings.rabbitmq_password
+    password = secret.get_secret_value() if secret is not None else unquote(parts.password or "")
+    missing = [name for name, value in (("RABBITMQ_USER", user), ("RABBITMQ_PASSWORD", password)) if not value]
+    if missing:
+        raise ConfigError(f"{missing[0]} is not set" + "".join(f" (nor {name})" for name in missing[1:]) +
+                          "; export RABBITMQ_USER and RABBITMQ_PASSWORD, or give them as the userinfo of "
+                          "RABBITMQ_URL (user:password@ before the host)")
+    return base, user, password
 
 
 def rabbitmq_client(settings: Settings) -> httpx.Client:
-    """An httpx client on RABBITMQ_URL with basic auth from RABBITMQ_USER / RABBITMQ_PASSWORD."""
-    auth = (settings.require("rabbitmq_user"), settings.require("rabbitmq_password"))
-    return httpx.Client(base_url=settings.rabbitmq_url, auth=auth, timeout=settings.timeout_seconds,
+    """An httpx client on RABBITMQ_URL (its userinfo removed) with basic auth from `rabbitmq_login`."""
+    base, user, password = rabbitmq_login(settings)
+    return httpx.Client(base_url=base, auth=(user, password), timeout=settings.timeout_seconds,
                         headers={"Accept": "application/json"})
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """One answer of the management API, read in full within the call's deadline."""
+
+    path: str
+    status: int
+    reason: str
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:  # truncated or not JSON at all, or not UTF-8
+            content_type = (self.headers.get("content-type") or "no content type").split(";")[0].strip()
+            raise BadResponse(f"RabbitMQ management API returned a body that is not JSON ({content_type}, "
+                              f"{len(self.body)} bytes) from {self.path}", hints=[BODY_HINT]) from None
+
+    def shaped(self, build: Callable[[Any], T]) -> T:
+        """`build(self.json())`, with a body of the wrong shape or types as BadResponse."""
+        data = self.json()
+        try:
+            return build(data)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+            raise BadResponse(f"RabbitMQ management API returned JSON of an unexpected shape from {self.path} "
+                              f"({type(exc).__name__}: {detail})", hints=[BODY_HINT]) from None
+
+
+class StatusError(Exception):
+    """An answer with an error status, retried or translated by `_translate`."""
+
+    def __init__(self, reply: _Reply) -> None:
+        super().__init__(f"HTTP {reply.status} from {reply.path}")
+        self.reply = reply
+
+
+def _read(response: httpx.Response, path: str, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadResponse(f"RabbitMQ management API sent more than {MAX_BODY_BYTES // 2**20} MB from {path}",
+                              hints=["narrow the listing to one vhost"])
+        if time.monotonic() > deadline:  # the caller has given up: stop reading and close the connection
+            raise TimedOut(f"{SOURCE} was still sending {path} at the call's deadline")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    if isinstance(exc, StatusError):
+        return exc.reply.status == 429 or exc.reply.status >= 500
     return isinstance(exc, httpx.TransportError)
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    return header_seconds(exc.response.headers.get("Retry-After") if isinstance(exc, httpx.HTTPStatusError) else None)
+    return header_seconds(exc.reply.headers.get("Retry-After") if isinstance(exc, StatusError) else None)
 
 
 def _path(*parts: str) -> str:
@@ -77,33 +160,39 @@ class RabbitMQManagement:
         self.settings = settings or Settings()
         self.http = http or rabbitmq_client(self.settings)
 
-    def _get(self, path: str, **params: Any) -> httpx.Response:
-        def fetch() -> httpx.Response:
-            response = self.http.get(path, params=params)
-            response.raise_for_status()
-            return response
+    def _get(self, path: str, **params: Any) -> _Reply:
+        shown = "/" + path.lstrip("/")
+        deadline = time.monotonic() + self.settings.call_deadline_seconds
+
+        def fetch() -> _Reply:
+            with self.http.stream("GET", path, params=params) as response:
+                reply = _Reply(shown, response.status_code, response.reason_phrase, response.headers,
+                               _read(response, shown, deadline))
+            if reply.status >= 400:
+                raise StatusError(reply)
+            return reply
 
         try:
-            return self.settings.call(fetch, transient=_transient, reset_after=_retry_after)
-        except httpx.HTTPStatusError as exc:
-            raise _translate(exc.response) from None
+            return self.settings.call(fetch, transient=_transient, reset_after=_retry_after, source=SOURCE)
+        except StatusError as exc:
+            raise _translate(exc.reply) from None
         except httpx.TimeoutException:
-            raise TimedOut(f"the RabbitMQ management API did not answer within {self.settings.timeout_seconds} s",
+            raise TimedOut(f"{SOURCE} did not answer within {self.settings.timeout_seconds} s",
                            hints=["the broker may be overloaded"]) from None
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the RabbitMQ management API at {self.http.base_url}: {exc}",
+            raise Unavailable(f"cannot reach {SOURCE} at {self.http.base_url}: {exc}",
                               hints=["the broker itself may be down; check its deployment"]) from None
 
     def list_queues(self, vhost: str | None = None) -> list[QueueInfo]:
-        raw = self._get(_path(vhost) if vhost else _path()).json()
-        return sorted((_queue(item) for item in raw), key=lambda q: (q.vhost, q.name))
+        reply = self._get(_path(vhost) if vhost else _path())
+        return reply.shaped(lambda raw: sorted((_queue(item) for item in raw), key=lambda q: (q.vhost, q.name)))
 
     def alarms(self) -> list[str]:
         """Resource alarms set on any node (GET /api/nodes: mem_alarm, disk_free_alarm)."""
-        nodes = self._get("/api/nodes", columns="name,mem_alarm,disk_free_alarm").json()
-        found = [resource for node in nodes if isinstance(node, dict)
-                 for resource, key in (("memory", "mem_alarm"), ("disk", "disk_free_alarm")) if node.get(key)]
-        return sorted(set(found))
+        reply = self._get("/api/nodes", columns="name,mem_alarm,disk_free_alarm")
+        return reply.shaped(lambda nodes: sorted({
+            resource for node in nodes if isinstance(node, dict)
+            for resource, key in (("memory", "mem_alarm"), ("disk", "disk_free_alarm")) if node.get(key)}))
 
     def get_queue(self, vhost: str, name: str, history_seconds: int = 0) -> QueueInfo:
         """Current counts come from a plain GET: with `lengths_age` the API reports them as of the last sample."""
@@ -111,19 +200,24 @@ class RabbitMQManagement:
             current = self._get(_path(vhost, name))
         except NotFound:
             raise NotFound(f"queue {name!r} not found in vhost {vhost!r}", hints=[self._known(vhost)]) from None
-        raw = current.json()
         if not history_seconds:
-            return _queue(raw)
+            return current.shaped(_queue)
         history = self._get(_path(vhost, name), lengths_age=history_seconds,
-                            lengths_incr=max(5, history_seconds // SAMPLES), columns="messages_details").json()
-        details = history.get("messages_details") if isinstance(history, dict) else None  # [] before first stats
-        date = current.headers.get("date")
-        now = parsedate_to_datetime(date).astimezone(UTC) if date else None
-        return _queue(raw, _samples((details or {}).get("samples") or [], raw.get("messages") or 0, now))
+                            lengths_incr=max(5, history_seconds // SAMPLES), columns="messages_details")
+
+        def with_samples(raw: dict[str, Any]) -> QueueInfo:
+            found = history.json()
+            details = found.get("messages_details") if isinstance(found, dict) else None  # [] before first stats
+            date = current.headers.get("date")
+            now = parsedate_to_datetime(date).astimezone(UTC) if date else None
+            return _queue(raw, _samples((details or {}).get("samples") or [], raw.get("messages") or 0, now))
+
+        return current.shaped(with_samples)
 
     def _known(self, vhost: str) -> str:
         try:
-            names = sorted(item["name"] for item in self._get(_path(vhost), columns="name").json())
+            reply = self._get(_path(vhost), columns="name")
+            names = reply.shaped(lambda raw: sorted(str(item["name"]) for item in raw))
         except NotFound:
             return f"vhost {vhost!r} does not exist"
         except SourceError:
@@ -131,22 +225,22 @@ class RabbitMQManagement:
         return f"queues in {vhost!r}: {', '.join(names) or 'none'}"
 
 
-def _translate(response: httpx.Response) -> SourceError:
-    status = response.status_code
+def _translate(reply: _Reply) -> SourceError:
+    status = reply.status
     try:
-        body = response.json()
+        body = json.loads(reply.body)
     except ValueError:
         body = None
     detail = (body.get("reason") or body.get("error")) if isinstance(body, dict) else None
-    detail = detail or response.reason_phrase
-    message = f"RabbitMQ management API {status}: {detail}"
+    message = f"RabbitMQ management API {status}: {detail or reply.reason}"
     if status in (401, 403):
         return AuthFailed(message, hints=["check RABBITMQ_USER and RABBITMQ_PASSWORD (the user needs the "
                                           "monitoring or management tag)"])
     if status == 404:
         return NotFound(message)
     if status == 429:
-        return RateLimited(message, hints=["retry later"])
+        retry = reply.headers.get("Retry-After")
+        return RateLimited(message, hints=[f"the broker asks to retry in {retry} s" if retry else "retry later"])
     if status >= 500:
         return Unavailable(message)
     return BadQuery(message)
