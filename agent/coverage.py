@@ -34,11 +34,16 @@ class Unread:
     call_ids: tuple[str, ...]
 
     def describe(self) -> str:
-        return f"{self.source} could not be read ({self.reason}; {', '.join(self.call_ids)})"
+        calls = f"; {', '.join(self.call_ids)}" if self.call_ids else ""
+        return f"{self.source} could not be read ({self.reason}{calls})"
 
 
-def unread_sources(history: list[Observation]) -> list[Unread]:
-    """Sources with a failed call that no later call of the same tool made up for."""
+NAMES = {"datadog": "Datadog", "kubernetes": "Kubernetes", "rabbitmq": "RabbitMQ"}
+
+
+def unread_sources(history: list[Observation], missing: dict[str, str] | None = None) -> list[Unread]:
+    """Sources with a failed call that no later call of the same tool made up for, and sources this process has
+    no configuration for (`Sources.missing`), whether or not a call tried them."""
     unread = []
     for source in dict.fromkeys(SOURCE_OF_TOOL.values()):
         calls = [o for o in history if SOURCE_OF_TOOL.get(o.tool) == source]
@@ -51,6 +56,11 @@ def unread_sources(history: list[Observation]) -> list[Unread]:
         if lost:
             reason = f"{lost[-1].data.get('error', 'error')}: {str(lost[-1].data.get('message', ''))[:160]}"
             unread.append(Unread(source, reason, tuple(o.call_id for o in lost)))
+    named = {u.source for u in unread}
+    for key, message in (missing or {}).items():
+        source = NAMES.get(key, key)
+        if source not in named:
+            unread.append(Unread(source, f"not configured: {message}", ()))
     return unread
 
 

@@ -240,8 +240,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     def draft_verdict(state: AgentState) -> dict[str, Any]:
         history = observations_of(state)
         if time.time() - state.get("started_at", time.time()) > limits.timeout_s:
-            return {"verdict": _finish(fallback_verdict(history, "the wall-clock budget ran out"), [], state,
-                                       "timeout")}
+            ran_out = fallback_verdict(history, "the wall-clock budget ran out", sources.missing)
+            return {"verdict": _finish(ran_out, [], state, "timeout")}
         if model.guided:
             ids = [o.call_id for o in history if o.ok and o.repeated_from is None]
             messages = [*transcript(state["messages"]), {"role": "user", "content": guided_verdict_prompt()}]
@@ -273,7 +273,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                                                          "Reply with the corrected JSON object only."}]
                 continue
             scope = _scope(state["messages"], history)
-            verdict, notes = validate(draft, history, scope)
+            verdict, notes = validate(draft, history, scope, sources.missing)
             verdict.answer = answer_for(_questions(state["messages"])[-1], history, scope)
             if verdict.answer is not None:
                 verdict.summary = f"{verdict.answer.text} ({verdict.summary})"
@@ -281,7 +281,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             return {**counters, "verdict": _finish(verdict, notes, merged, state.get("stop_reason") or "verdict"),
                     "messages": [{"role": "assistant", "content": f"Verdict ({verdict.status}): {verdict.summary}"}]}
         merged = {**state, **counters}
-        fallback = fallback_verdict(history, f"the model produced no valid verdict ({problem})")
+        fallback = fallback_verdict(history, f"the model produced no valid verdict ({problem})", sources.missing)
         return {**counters, "verdict": _finish(fallback, [f"verdict draft invalid twice: {problem}"], merged,
                                                "invalid verdict")}
 

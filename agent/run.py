@@ -17,7 +17,7 @@ from agent.graph import EventSink, build_graph, observations_of
 from agent.llm.base import ChatModel, Message
 from agent.prompts import guided_system_prompt, system_prompt
 from agent.remediation.approvals import ApprovalStore
-from agent.remediation.checkpoint import make_checkpointer, redact
+from agent.remediation.checkpoint import make_checkpointer
 from agent.remediation.errors import ApprovalStateError, RemediationError
 from agent.remediation.flow import (
     RunRecord,
@@ -35,6 +35,7 @@ from agent.remediation.verify import VerificationReport
 from agent.signals import Observation
 from agent.state import Budgets
 from agent.verdict import Verdict
+from tools.redaction import redact
 from tools.registry import default_toolbox
 from tools.timerange import iso
 from tools.toolkit import Sources, Toolbox

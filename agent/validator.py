@@ -114,8 +114,9 @@ def known_deployments(observations: list[Observation]) -> dict[tuple[str, str], 
     return found
 
 
-def validate(draft: VerdictDraft, history: list[Observation],
-             scope: Scope = EVERYTHING) -> tuple[Verdict, list[str]]:
+def validate(draft: VerdictDraft, history: list[Observation], scope: Scope = EVERYTHING,
+             unconfigured: dict[str, str] | None = None) -> tuple[Verdict, list[str]]:
+    """`unconfigured`: the sources this process has no configuration for (`Sources.missing`)."""
     notes: list[str] = []
     draft = _within_scope(draft, scope, notes)
     by_id = {o.call_id: o for o in history}
@@ -181,7 +182,7 @@ def validate(draft: VerdictDraft, history: list[Observation],
                 cap(0.3, "tool results contradict the root cause")
     if status == "healthy" and not {"queue_consumers", "queue_depth"} & set(checked_signals(history)):
         cap(0.6, "no queue was checked before calling the system healthy")
-    unread = unread_sources(history)
+    unread = unread_sources(history, unconfigured)
     summary, ruled_out = draft.summary, still_possible(draft.ruled_out, unread)
     if unread:
         cap(0.75, f"{', '.join(u.source for u in unread)} could not be read, the picture is partial")
@@ -227,14 +228,15 @@ def _within_scope(draft: VerdictDraft, scope: Scope, notes: list[str]) -> Verdic
     return draft.model_copy(update=update) if update else draft
 
 
-def fallback_verdict(history: list[Observation], reason: str) -> Verdict:
+def fallback_verdict(history: list[Observation], reason: str, missing: dict[str, str] | None = None) -> Verdict:
     """An honest inconclusive verdict from whatever was observed, when no valid verdict could be drafted."""
     findings = [f"{o.call_id} {o.tool}: {o.summary[:160]}" for o in history if o.ok][:8]
     summary = f"Inconclusive: {reason}."
     if findings:
         summary += " Observed so far: " + " | ".join(findings)
     return Verdict(status="inconclusive", summary=summary, confidence=0.0, remediation=None,
-                   ruled_out=[], evidence=[], limitations=[u.describe() for u in unread_sources(history)])
+                   ruled_out=[], evidence=[],
+                   limitations=[u.describe() for u in unread_sources(history, missing)])
 
 
 __all__ = ["Remediation", "fallback_verdict", "validate"]

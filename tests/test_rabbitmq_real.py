@@ -144,3 +144,30 @@ def test_record_cassette(channel: Any, rabbit_node: RabbitNode) -> None:
     intruder = RabbitMQManagement(settings.model_copy(update={"rabbitmq_password": SecretStr("wrong")}))
     with recorder.use_cassette(str(CASSETTES / "real_unauthorized.yaml")), pytest.raises(AuthFailed):
         intruder.list_queues("/")
+
+
+def test_ask_live_with_only_rabbitmq_url_names_what_it_could_not_check(
+        channel: Any, sources: Sources, rabbit_node: RabbitNode, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """`sre-agent ask --live` with nothing but RABBITMQ_URL (credentials in its userinfo), on a real broker holding
+    a queue nothing consumes: a verdict, never healthy, that names Datadog and Kubernetes as not checked."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from tests.test_live_partial_sources import SOURCE_VARIABLES
+
+    for variable in SOURCE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RABBITMQ_URL", rabbit_node.management_url.replace("http://", f"http://{USER}:{PASSWORD}@"))
+    publish(channel, 3)
+    poll(default_toolbox(), sources, lambda d: d["messages"] >= 3, queue=QUEUE)
+    result = CliRunner().invoke(app, ["ask", "is anything stuck?", "--live", "--model", "playbook", "--json"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["status"] != "healthy", verdict["summary"]
+    assert sorted(line.split(" ")[0] for line in verdict["limitations"]) == ["Datadog", "Kubernetes"]
+    assert all("not configured" in line for line in verdict["limitations"])
+    assert PASSWORD not in result.output

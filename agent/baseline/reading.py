@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.coverage import ANSWERED_ERRORS
 from agent.findings import (
     ERROR_BURST,
     autoscaled_to_rest,
@@ -47,7 +48,9 @@ class Reading:
         return found[1].get("queues", []) if found else []
 
     def broker_unreachable(self) -> bool:
-        return any(data.get("error") in ("unavailable", "timeout") for _, _, data in self.seen.calls("get_queue_stats"))
+        calls = self.seen.calls("get_queue_stats")
+        return bool(calls) and all(data.get("error") and data.get("error") not in ANSWERED_ERRORS
+                                   for _, _, data in calls)
 
     def interesting_queues(self) -> list[str]:
         rows = self.queue_rows()

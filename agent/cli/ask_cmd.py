@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from agent.cli.common import UsageProblem, err, friendly_errors, out
+from agent.cli.common import UsageProblem, err, friendly_errors, out, report
 from agent.cli.render import progress_printer, render_approval_request, render_remediation, render_verdict
 from agent.llm.base import ChatModel, ModelError
 from agent.llm.resolve import MODEL_HELP, default_spec, resolve_model
@@ -148,9 +148,10 @@ def ask_approval(person: str) -> dict[str, Any]:
 def remediate_run(run: RunRecord, chat_model: ChatModel, sources: Sources, budgets: Budgets, person: str,
                   as_json: bool) -> int:
     """Investigate with the remediation step on; ask at the prompt or leave the approval pending. Exit code."""
-    from agent.remediation.checkpoint import make_checkpointer, redact
+    from agent.remediation.checkpoint import make_checkpointer
     from agent.remediation.flow import checkpointer_target, open_remediator
     from agent.run import resume_run, start_remediation_run
+    from tools.redaction import redact
 
     remediator = open_remediator(sources)
     target = checkpointer_target()
@@ -209,7 +210,7 @@ def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, context: ContextOp
         try:
             reply = session.ask(question)
         except ModelError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", markup=True)
+            report("error", str(exc))
             continue
         if reply.verdict:
             out.print(render_verdict(reply.verdict, chat_model.is_baseline))

@@ -7,7 +7,6 @@ context manager; the connection closes with it. Tables are created on first use.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +16,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agent.remediation.errors import CheckpointerError
 from agent.remediation.paths import data_dir
+from tools.redaction import redact
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 @contextmanager

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from tools.redaction import redact
+
 
 class RemediationError(Exception):
     """A refusal or a bad input, reported as one clear message, never a traceback."""
 
     def __init__(self, message: str, *, hints: list[str] | None = None) -> None:
+        message = redact(message)  # a refusal may quote an API's answer, which can carry credentials
         super().__init__(message)
         self.message = message
-        self.hints = hints or []
+        self.hints = [redact(hint) for hint in hints or []]
 
 
 class PolicyError(RemediationError):
