@@ -38,6 +38,11 @@ class Inventory:
         """What the calls discovered, limited to the question's scope."""
         inventory = cls._of(observations)
         inventory.namespaces = [ns for ns in inventory.namespaces if scope.covers(ns)]
+        # Where the workloads are comes first: a namespace without deployments logs nothing a deployment wrote.
+        sizes = {row.get("namespace"): row.get("deployments", 1) for o in observations if o.ok
+                 for row in o.data.get("namespaces", [])}
+        inventory.namespaces.sort(key=lambda ns: (not sizes.get(ns, 1), not any(
+            r.startswith(f"{ns}/") for r in inventory.flagged)))
         for name in ("deployments", "flagged"):
             setattr(inventory, name, [ref for ref in getattr(inventory, name)
                                       if scope.covers_workload(*ref.split("/", 1))])

@@ -67,12 +67,14 @@ def recently_scaled(state: dict[str, Any]) -> bool:
 
 
 def recent_rollout(state: dict[str, Any]) -> bool:
-    """A new ReplicaSet was scaled up within the deployment's recent events (a rollout, not a resize)."""
-    scaled_up = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
-                 and "scaled up" in str(e.get("message", "")).lower()]
-    scaled_down = [e for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"
-                   and "scaled down" in str(e.get("message", "")).lower()]
-    return bool(scaled_up and scaled_down)
+    """A new ReplicaSet took over within the deployment's recent events (a rollout, not a resize): a replica set
+    was scaled up and another down, or the one scaled is not the one the current pods belong to."""
+    scaling = [str(e.get("message", "")) for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"]
+    if any("scaled up" in m.lower() for m in scaling) and any("scaled down" in m.lower() for m in scaling):
+        return True
+    current = {str(p.get("name", "")).rsplit("-", 1)[0] for p in state.get("pods") or []}
+    scaled = {m.split("replica set ", 1)[1].split(" ")[0] for m in scaling if "replica set " in m}
+    return bool(current and scaled - current)
 
 
 def consistent_options(state: dict[str, Any] | None,
