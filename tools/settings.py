@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.errors import TimedOut
@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     """Everything the live Datadog, Kubernetes and RabbitMQ backends need."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # a variable set to something unusable: say which, and what it must be
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(f"unusable setting: {problems}") from None
 
     dd_api_key: SecretStr | None = Field(None, validation_alias="DD_API_KEY",
                                          description="Datadog API key (env DD_API_KEY).")

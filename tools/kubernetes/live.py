@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -38,7 +39,7 @@ def kubernetes_client(settings: Settings) -> client.ApiClient:
         else:
             config.load_kube_config(config_file=settings.kubeconfig, context=settings.kube_context,
                                     client_configuration=configuration, persist_config=False)
-    except (ConfigException, OSError) as exc:
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
         source = "the in-cluster service account" if in_cluster else "KUBECONFIG / KUBE_CONTEXT"
         raise ConfigError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
     configuration.retries = False
