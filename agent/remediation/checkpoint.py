@@ -30,8 +30,7 @@ def make_checkpointer(url_or_path: str | Path | None = None) -> Iterator[BaseChe
         return
     if "://" in target and not target.startswith("sqlite://"):
         scheme = target.split("://", 1)[0]
-        raise CheckpointerError(f"unsupported checkpointer URL scheme {scheme!r} in {redact(target)} "
-                                "(from $SRE_AGENT_CHECKPOINTER)",
+        raise CheckpointerError(f"unsupported checkpointer URL scheme {scheme!r} in {redact(target)}",
                                 hints=["use a file path, sqlite:///path, or postgresql://user:pass@host/db"])
     with _sqlite(target.removeprefix("sqlite://")) as saver:
         yield saver
