@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.findings import ERROR_BURST, desired_history_query, mentioned_workloads, stuck_consumers
+from agent.findings import ERROR_BURST, broker_alarms, desired_history_query, mentioned_workloads, stuck_consumers
 from agent.guided.steps import _taken
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
@@ -88,8 +88,17 @@ def discovery_calls(observations: list[Observation],
         return [("list_namespaces", {}), ("get_queue_stats", {})]
     inventory = Inventory.of(observations, scope)
     listed = {args.get("namespace") for tool, args in made if tool == "get_deployment" and not args.get("name")}
-    tables = [("get_deployment", {"namespace": ns}) for ns in inventory.namespaces[:3] if ns not in listed]
+    wanted = inventory.namespaces[:3]
+    if _broker_in_trouble(observations):  # the broker is shared: find where it runs, whatever the question names
+        wanted += [ns for ns in Inventory.of(observations).namespaces if ns not in wanted][:3]
+    tables = [("get_deployment", {"namespace": ns}) for ns in wanted if ns not in listed]
     return tables or lead_calls(observations, scope)
+
+
+def _broker_in_trouble(observations: list[Observation]) -> bool:
+    queue_calls = [o for o in observations if o.tool == "get_queue_stats"]
+    alarms = broker_alarms([o.data for o in queue_calls if o.ok])
+    return bool(alarms) or (bool(queue_calls) and not any(o.ok for o in queue_calls))
 
 
 def _done(tool: str, args: dict[str, Any], observations: list[Observation]) -> bool:
