@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -189,6 +190,24 @@ def remediation_json(result: RemediationRun) -> dict[str, Any]:
             "remediation": result.remediation, "approval_request": result.request}
 
 
+def line_reader() -> Callable[[str], str]:
+    """In a terminal, prompt_toolkit's line editing (arrow keys, ^R search) and a history kept in the data
+    folder across sessions; piped input is read line by line as it comes."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return input
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+
+    from agent.remediation.paths import data_dir
+
+    try:
+        data_dir().mkdir(parents=True, exist_ok=True)
+        history: FileHistory | None = FileHistory(str(data_dir() / "chat-history"))
+    except OSError:
+        history = None
+    return PromptSession[str](history=history).prompt
+
+
 def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, context: ContextOpt = None,
          model: ModelOpt = None) -> None:
     """A multi-turn conversation: ask, then follow up ("show me the queue again"). Empty line or 'exit' quits."""
@@ -200,10 +219,11 @@ def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, context: ContextOp
     session = ChatSession(chat_model, sources, on_event=progress_printer(err, chat_model.name))
     err.print(f"chatting with {chat_model.name} on {sources.label}; empty line or 'exit' to quit", highlight=False,
               markup=False)
+    read_line = line_reader()
     while True:
         try:
-            question = input("you> ").strip()
-        except EOFError:
+            question = read_line("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
             break
         if question in ("", "exit", "quit"):
             break
