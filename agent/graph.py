@@ -110,7 +110,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                     call.id += "x"
             used.add(call.id)
         emit("model", {"turn": state.get("llm_calls", 0) + 1, "seconds": seconds,
-                       "tool_calls": [c.name for c in turn.tool_calls], "tokens": turn.prompt_tokens})
+                       "tool_calls": [c.name for c in turn.tool_calls], **_usage(turn)})
         return {"messages": [turn.as_message()], "llm_calls": state.get("llm_calls", 0) + calls,
                 "prompt_tokens": state.get("prompt_tokens", 0) + turn.prompt_tokens,
                 "completion_tokens": state.get("completion_tokens", 0) + turn.completion_tokens,
@@ -262,6 +262,8 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
             counters["prompt_tokens"] += turn.prompt_tokens
             counters["completion_tokens"] += turn.completion_tokens
             counters["llm_seconds"] += time.perf_counter() - began
+            emit("model", {"turn": counters["llm_calls"], "seconds": time.perf_counter() - began,
+                           "tool_calls": [], "verdict": True, **_usage(turn)})
             try:
                 raw = _parse_json_object(turn.content)
                 draft = VerdictDraft.model_validate(expand_verdict(raw, history) if model.guided else raw)
@@ -308,6 +310,12 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
     graph.add_conditional_edges("tools", after_tools)
     graph.add_edge("verdict", after_verdict(graph) if after_verdict else END)
     return graph.compile(checkpointer=checkpointer)
+
+
+def _usage(turn: AssistantTurn) -> dict[str, Any]:
+    return {"tokens": turn.prompt_tokens, "cached_tokens": turn.cached_tokens,
+            "completion_tokens": turn.completion_tokens, "prompt_ms": turn.prompt_ms,
+            "generation_ms": turn.generation_ms}
 
 
 def _questions(messages: list[dict[str, Any]]) -> list[str]:

@@ -23,3 +23,9 @@ def guided_system_prompt(now: str, sources: str) -> str:
 
 def guided_verdict_prompt() -> str:
     return load("guided_verdict")
+
+
+def guided_static_prefix() -> str:
+    """The guided system prompt up to its first per-run value: the same text in every process."""
+    cut = "\x00"
+    return guided_system_prompt(now=cut, sources=cut).split(cut, 1)[0]

@@ -25,7 +25,7 @@ def progress_printer(console: Console, model_label: str) -> Any:
                           markup=True, highlight=False)
             console.print(f"      {payload['summary'][:160]}", markup=False, style="dim")
         elif kind == "model":
-            calls = ", ".join(payload["tool_calls"]) or "answer"
+            calls = "verdict" if payload.get("verdict") else ", ".join(payload["tool_calls"]) or "answer"
             console.print(f"[dim]{model_label} turn {payload['turn']} ({payload['seconds']:.1f} s): {calls}[/]",
                           markup=True)
     return on_event

@@ -20,6 +20,9 @@ class AssistantTurn(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = Field(0, description="prompt tokens the server reused from its cache")
+    prompt_ms: float | None = Field(None, description="the server's prompt-processing time, when it reports one")
+    generation_ms: float | None = Field(None, description="the server's generation time, when it reports one")
 
     def as_message(self) -> Message:
         message: Message = {"role": "assistant", "content": self.content}

@@ -169,8 +169,10 @@ class LocalServer:
     """
 
     def __init__(self, model_path: Path | None = None, *, n_ctx: int = 16384, threads: int = 2,
-                 cache_ram_mib: int = 1024, startup_timeout: float = 120.0, verbose: bool | None = None) -> None:
+                 cache_ram_mib: int = 1024, startup_timeout: float = 120.0, verbose: bool | None = None,
+                 slot_dir: Path | None = None) -> None:
         self.model_path = model_path
+        self.slot_dir = slot_dir
         self.verbose = logger.isEnabledFor(logging.DEBUG) if verbose is None else verbose
         self.cache_ram_mib = cache_ram_mib
         self.n_ctx = n_ctx
@@ -209,6 +211,10 @@ class LocalServer:
         params.cache_ram_mib = self.cache_ram_mib  # bound the host-RAM cache of other prompts (default 8 GiB)
         params.fit_params = False  # CPU only: fitting to device memory only costs ~2 s of load time
         params.webui = False
+        if self.slot_dir is not None:
+            self.slot_dir.mkdir(parents=True, exist_ok=True)
+            # where the prompt-prefix cache is saved and restored; llama.cpp appends file names to it as they are
+            params.slot_save_path = str(self.slot_dir) + os.sep
         params.verbosity = 3 if self.verbose else 0  # 0 silences llama.cpp's ~200 lines of stderr, errors included
         started = time.monotonic()
         try:

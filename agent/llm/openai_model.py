@@ -68,6 +68,10 @@ class OpenAIChatModel:
                 arguments = raw
             calls.append(ToolCall(id=call.id or "", name=call.function.name, arguments=arguments))
         usage = response.usage
+        timings = (response.model_extra or {}).get("timings") or {}  # llama.cpp's server reports these
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        cached = timings.get("cache_n") or (getattr(details, "cached_tokens", 0) if details else 0) or 0
         return AssistantTurn(content=choice.content, tool_calls=calls,
                              prompt_tokens=usage.prompt_tokens if usage else 0,
-                             completion_tokens=usage.completion_tokens if usage else 0)
+                             completion_tokens=usage.completion_tokens if usage else 0, cached_tokens=int(cached),
+                             prompt_ms=timings.get("prompt_ms"), generation_ms=timings.get("predicted_ms"))
