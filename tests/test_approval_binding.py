@@ -126,3 +126,56 @@ CREATE TABLE approvals (
     status TEXT NOT NULL, approver TEXT, decided_at TEXT, reason TEXT, executed_at TEXT, result TEXT
 );
 """
+
+
+TWO_PERSON = {"version": 1, "approval": {"second_approver_for": ["rollout_restart"]},
+              "rules": [{"name": "shop", "namespaces": ["sock-shop"], "approvers": ["alice", "bob", "carol"],
+                         "allow": {"scale": {"min_replicas": 1, "max_replicas": 5}, "rollout_restart": {}}},
+                        {"name": "rest", "namespaces": ["*"], "allow": {"scale": {}}}]}
+RESTART = Action(action="rollout_restart", namespace="sock-shop", name="shipping")
+
+
+def test_a_high_risk_action_needs_a_second_different_approver(tmp_path: Path) -> None:
+    remediator = desk(tmp_path, TWO_PERSON)
+    record = remediator.propose(RESTART, run_id="run-2")
+    assert (record.needs, record.approvers) == (2, ["alice", "bob", "carol"]), "the namespace's rule names them"
+    first = remediator.approve(record.id, "alice")
+    assert (first.status, first.first_approver) == ("pending", "alice")
+    with pytest.raises(ApprovalStateError, match="has not been approved yet"):
+        remediator.execute(record.id)
+    with pytest.raises(PolicyRefused, match="a second, different approver"):
+        remediator.approve(record.id, "ALICE")
+    with pytest.raises(PolicyRefused, match="dave is not a listed approver"):
+        remediator.approve(record.id, "dave")
+    second = remediator.approve(record.id, "bob")
+    assert (second.status, second.approver, second.first_approver) == ("approved", "bob", "alice")
+    assert remediator.execute(record.id).approval.status == "executed"
+    outcomes = [r.outcome for r in remediator.history(approval_id=record.id) if r.event == "approved"]
+    assert outcomes == ["first of two approvals, by alice; a second approver must approve before it runs",
+                        "approved by alice + bob"]
+
+
+def test_an_edited_first_approver_voids_the_approval(tmp_path: Path) -> None:
+    remediator = desk(tmp_path, TWO_PERSON)
+    record = remediator.propose(RESTART, run_id="run-2")
+    remediator.approve(record.id, "alice")
+    remediator.approve(record.id, "bob")
+    edit(tmp_path, "UPDATE approvals SET first_approver = 'carol'")
+    with pytest.raises(ApprovalStateError, match="not the one recorded"):
+        remediator.execute(record.id)
+
+
+def test_an_action_not_marked_high_risk_needs_one_approver(tmp_path: Path) -> None:
+    remediator = desk(tmp_path, TWO_PERSON)
+    record = remediator.propose(ACTION, run_id="run-3")
+    assert record.needs == 1 and remediator.approve(record.id, "carol").status == "approved"
+
+
+def test_an_authenticated_identity_policy_refuses_a_declared_name(tmp_path: Path) -> None:
+    strict = {**LISTED, "approval": {**LISTED["approval"], "identity": "authenticated"}}
+    remediator = desk(tmp_path, strict)
+    record = remediator.propose(ACTION, run_id="run-4")
+    with pytest.raises(PolicyRefused, match="needs an authenticated approver"):
+        remediator.approve(record.id, "alice")  # the CLI's --as: self-declared
+    assert remediator.decide(record.id, {"decision": "approve", "approver": "alice",
+                                         "authenticated": True}).status == "approved"

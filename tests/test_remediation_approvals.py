@@ -132,7 +132,9 @@ def test_propose_stores_a_pending_approval_with_snapshot_and_dry_run(desk: Desk)
     assert record.digest and record.seal is None and record.approvers == []
     assert re.fullmatch(r".+default-policy\.yaml@[0-9a-f]{16}", record.policy or ""), record.policy
     assert record.cluster == "replay:worker-at-zero"
-    assert record.model_dump(exclude={"id", "digest", "seal", "approvers", "policy", "cluster"}) == {
+    assert (record.needs, record.identity, record.first_approver) == (1, "declared", None)
+    assert record.model_dump(exclude={"id", "digest", "seal", "approvers", "policy", "cluster", "needs", "identity",
+                                      "first_approver", "first_decided_at"}) == {
         "run_id": "run-1",
         "action": {"action": "scale", "kind": "Deployment", "namespace": NS, "name": NAME, "replicas": 1},
         "command": "kubectl -n shop scale deployment/worker --replicas=1",

@@ -14,7 +14,13 @@ from agent.baseline.policy import PlaybookPolicy
 from agent.graph import build_graph
 from agent.llm.scripted import ScriptedModel, verdict_turn
 from agent.remediation.checkpoint import make_checkpointer
-from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, RemediationError
+from agent.remediation.errors import (
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalStateError,
+    PolicyRefused,
+    RemediationError,
+)
 from agent.remediation.flow import CHECKPOINTER_ENV, RunRecord, RunRegistry, open_sources, resume_model
 from agent.remediation.paths import DATA_ENV
 from agent.remediation.policy import POLICY_ENV
@@ -338,3 +344,19 @@ def test_a_process_that_loses_the_execution_race_writes_one_line_and_no_verifica
     assert "verified" not in [r.event for r in history], "only the process that executed verifies"
     assert [r.outcome for r in history if r.event == "lost_race"] == [
         "not executed here: another process claimed it (executed)"]
+
+
+def test_a_run_needing_two_approvers_pauses_again_after_the_first(tmp_path: Path) -> None:
+    from agent.remediation.policy import parse_policy
+
+    policy = parse_policy({"version": 1, "approval": {"second_approver_for": ["scale"]},
+                           "rules": [{"name": "all", "namespaces": ["*"], "allow": {"scale": {}}}]}, "two.yaml")
+    started = Started(tmp_path, policy=policy)
+    assert started.result.status == "pending"
+    first = started.resume({"decision": "approve", "approver": "alice"})
+    assert first.status == "awaiting_second" and first.request is not None, "asked again, of someone else"
+    assert started.replicas() == 0, "nothing changes on one approval"
+    with pytest.raises(PolicyRefused, match="a second, different approver"):
+        started.resume({"decision": "approve", "approver": "alice"})  # refused before it reaches the paused run
+    done = started.resume({"decision": "approve", "approver": "bob"})
+    assert done.status == "recovered" and started.replicas() == 1

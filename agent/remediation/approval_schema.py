@@ -9,7 +9,8 @@ from pathlib import Path
 from agent.remediation.errors import StoreError
 
 SCHEMA_VERSION = 2
-_ADDED_IN_2 = ("approvers", "policy", "cluster", "digest", "seal")
+_ADDED_IN_2 = ("approvers", "policy", "cluster", "needs", "identity", "first_approver", "first_decided_at", "digest",
+               "seal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +36,10 @@ CREATE TABLE IF NOT EXISTS approvals (
     approvers TEXT,
     policy TEXT,
     cluster TEXT,
+    needs TEXT,
+    identity TEXT,
+    first_approver TEXT,
+    first_decided_at TEXT,
     digest TEXT,
     seal TEXT
 );

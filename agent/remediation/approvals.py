@@ -60,6 +60,10 @@ class ApprovalRecord(BaseModel):
     policy: str | None = Field(None, description="the policy the proposal was made under: source and digest")
     cluster: str | None = Field(None, description="the cluster it was proposed on (context and API server); only "
                                                   "an actuator for that cluster may execute it")
+    needs: int = Field(1, description="approvals needed: 2 for an action the policy marks high-risk")
+    identity: str = Field("declared", description="declared (a named person) or authenticated (a front door's)")
+    first_approver: str | None = Field(None, description="of two needed approvals, the first")
+    first_decided_at: datetime | None = None
     digest: str | None = Field(None, description="binds the proposal; None on records older than binding")
     seal: str | None = Field(None, description="binds the approval to the digest and the approver")
 
@@ -69,7 +73,7 @@ class ApprovalRecord(BaseModel):
                 "snapshot": self.snapshot.model_dump(), "verify": self.verify.model_dump() if self.verify else None,
                 "proposer": self.proposer, "requested_at": _ts(self.requested_at),
                 "expires_at": _ts(self.expires_at), "approvers": self.approvers, "policy": self.policy,
-                "cluster": self.cluster}
+                "cluster": self.cluster, "needs": self.needs, "identity": self.identity}
 
     def binding_problem(self) -> str | None:
         """Why this record cannot be trusted as approved, or None."""
@@ -79,9 +83,12 @@ class ApprovalRecord(BaseModel):
             return "the proposal was changed after it was made (action, target, snapshot or approvers)"
         if self.status in ("approved", "executing") and not (
                 self.approver and self.decided_at
-                and same(self.seal, approval_seal(self.digest, self.approver, _ts(self.decided_at)))):
+                and same(self.seal, approval_seal(self.digest, self._approvers(), _ts(self.decided_at)))):
             return "its approval is not the one recorded when it was approved (status or approver edited)"
         return None
+
+    def _approvers(self) -> str:
+        return f"{self.first_approver} + {self.approver}" if self.first_approver else str(self.approver)
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -169,6 +176,7 @@ class ApprovalStore:
             "verify": VerifyTarget.model_validate_json(data["verify"]) if data["verify"] else None,
             "result": ActuatorResult.model_validate_json(data["result"]) if data["result"] else None,
             "approvers": json.loads(data["approvers"]) if data.get("approvers") else [],
+            "needs": int(data.get("needs") or 1), "identity": data.get("identity") or "declared",
         })
 
     def _audit(self, event: AuditEvent, record: ApprovalRecord, actor: str, outcome: str,
@@ -177,10 +185,12 @@ class ApprovalStore:
                           action=record.action.model_dump(), command=record.command, detail=detail)
 
     def _update(self, approval_id: str, assignments: dict[str, Any], where_status: tuple[str, ...],
-                unexpired_at: datetime | None = None) -> bool:
+                unexpired_at: datetime | None = None, unset: str | None = None) -> bool:
         sets = ", ".join(f"{column} = ?" for column in assignments)
         marks = ", ".join("?" for _ in where_status)
         sql = f"UPDATE approvals SET {sets} WHERE id = ? AND status IN ({marks})"
+        if unset is not None:  # a column only the first writer may set: exactly one wins a race
+            sql += f" AND {unset} IS NULL"
         params: list[Any] = [*assignments.values(), approval_id, *where_status]
         if unexpired_at is not None:
             sql += " AND expires_at > ?"
@@ -219,7 +229,8 @@ class ApprovalStore:
     def create(self, *, run_id: str, action: Action, evidence_summary: str, expected_effect: str,
                snapshot: TargetState, ttl: timedelta, proposer: str, dry_run: ActuatorResult | None = None,
                verify: VerifyTarget | None = None, approvers: builtins.list[str] | None = None,
-               policy: str | None = None, cluster: str | None = None) -> ApprovalRecord:
+               policy: str | None = None, cluster: str | None = None, needs: int = 1,
+               identity: str = "declared") -> ApprovalRecord:
         command = action.command()
         if command is None:
             raise ApprovalStateError("an action of kind 'none' cannot be proposed: there is nothing to approve")
@@ -229,18 +240,20 @@ class ApprovalStore:
                 id=secrets.token_hex(4), run_id=run_id, action=action, command=command,
                 evidence_summary=evidence_summary, expected_effect=expected_effect, dry_run=dry_run,
                 snapshot=snapshot, verify=verify, proposer=proposer, requested_at=now, expires_at=now + ttl,
-                status="pending", approvers=approvers or [], policy=policy, cluster=cluster)
+                status="pending", approvers=approvers or [], policy=policy, cluster=cluster, needs=needs,
+                identity=identity)
             record.digest = proposal_digest(record.bound_fields())
             try:
                 with self._connect() as conn:
                     conn.execute(
                         "INSERT INTO approvals (id, run_id, action, command, evidence_summary, expected_effect, "
                         "dry_run, snapshot, verify, proposer, requested_at, expires_at, status, approvers, policy, "
-                        "cluster, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "cluster, needs, identity, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?)",
                         (record.id, run_id, action.model_dump_json(), command, evidence_summary, expected_effect,
                          _dump(dry_run), snapshot.model_dump_json(), _dump(verify), proposer, _ts(now),
                          _ts(record.expires_at), "pending", json.dumps(record.approvers), policy, cluster,
-                         record.digest))
+                         str(needs), identity, record.digest))
             except StoreError as exc:
                 if "UNIQUE" in exc.message:
                     continue
@@ -261,13 +274,22 @@ class ApprovalStore:
         if problem:
             self._audit("refused", record, approver, f"approval refused: {problem}")
             raise ApprovalStateError(f"cannot approve {record.describe()}: {problem}")
-        seal = approval_seal(record.digest or "", approver, _ts(now))
+        if record.needs > 1 and record.first_approver is None:  # the first of two: still pending
+            if not self._update(record.id, {"first_approver": approver, "first_decided_at": _ts(now)}, ("pending",),
+                                unexpired_at=now, unset="first_approver"):
+                self._refuse(record.id, "approve", now)
+            first = self.get(record.id)
+            self._audit("approved", first, approver, f"first of two approvals, by {approver}; a second approver "
+                                                     "must approve before it runs")
+            return first
+        signers = f"{record.first_approver} + {approver}" if record.first_approver else approver
+        seal = approval_seal(record.digest or "", signers, _ts(now))
         won = self._update(record.id, {"status": "approved", "approver": approver, "decided_at": _ts(now),
                                        "seal": seal}, ("pending",), unexpired_at=now)
         if not won:
             self._refuse(record.id, "approve", now)
         approved = self.get(record.id)
-        self._audit("approved", approved, approver, f"approved by {approver}")
+        self._audit("approved", approved, approver, f"approved by {signers}")
         return approved
 
     def reject(self, approval_id: str, approver: str, reason: str) -> ApprovalRecord:

@@ -54,6 +54,7 @@ RemediationStatus = Literal[
     "none",  # nothing to propose (not an incident, or no action)
     "refused",  # the policy or the dry run refused the proposal
     "pending",  # waiting for a human
+    "awaiting_second",  # one of two needed approvals given; waiting for a second, different human
     "approved", "rejected", "expired",
     "stale",  # the target changed after the approval; asked again up to MAX_ASKS times
     "failed",  # the execution was refused or failed
@@ -101,6 +102,9 @@ def remediation_steps(remediator: Remediator, sources: Sources, *, proposer: str
             except ApprovalStateError as exc:  # expired, or decided elsewhere meanwhile: the refusal is audited
                 log.info("approval %s: %s", record.id, exc.message)
                 record, note = remediator.get(record.id), exc.message
+        if record.status == "pending" and record.first_approver:  # one of two: ask the second approver
+            return {"remediation": {**desk, "status": "awaiting_second", "approver": record.first_approver,
+                                    "reason": f"approved by {record.first_approver}; a second approver must approve"}}
         if record.status == "approved":
             reason = None
         elif record.status == "rejected":
@@ -139,8 +143,9 @@ def remediation_steps(remediator: Remediator, sources: Sources, *, proposer: str
     def after_propose(state: AgentState) -> Literal["approval", "__end__"]:
         return "approval" if (state.get("remediation") or {}).get("status") == "pending" else "__end__"
 
-    def after_approval(state: AgentState) -> Literal["execute", "__end__"]:
-        return "execute" if (state.get("remediation") or {}).get("status") == "approved" else "__end__"
+    def after_approval(state: AgentState) -> Literal["approval", "execute", "__end__"]:
+        status = (state.get("remediation") or {}).get("status")
+        return "execute" if status == "approved" else "approval" if status == "awaiting_second" else "__end__"
 
     def after_execute(state: AgentState) -> Literal["verify", "propose", "__end__"]:
         desk = state.get("remediation") or {}
@@ -175,9 +180,12 @@ def check_answer(remediator: Remediator, record: ApprovalRecord, answer: Any) ->
         remediator.decide(record.id, answer)  # raises the readable error
         raise
     if decision.decision == "approve":
-        if not remediator.policy.may_approve(decision.approver).allowed or decision.approver.strip() == (
-                record.proposer):
-            remediator.approve(record.id, decision.approver)  # raises PolicyRefused
+        try:
+            refused = remediator.approval_refusal(record, decision.approver, authenticated=decision.authenticated)
+        except ValueError:
+            refused = "not a usable name"
+        if refused:
+            remediator.approve(record.id, decision.approver, authenticated=decision.authenticated)  # raises
         return
     try:
         valid_person(decision.approver)

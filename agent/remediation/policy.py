@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -96,6 +96,13 @@ class Rule(_Strict):
     namespaces: list[str] = Field(min_length=1, description="globs, e.g. ['*'], ['shop-*']")
     deployments: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="globs")
     allow: Allow = Field(default_factory=Allow)
+    approvers: list[str] | None = Field(None, description="who may approve actions on these targets; unset: "
+                                                          "approval.approvers")
+
+    @field_validator("approvers")
+    @classmethod
+    def _people(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [valid_person(name) for name in value]
 
     def matches(self, namespace: str, name: str) -> bool:
         return any(fnmatchcase(namespace, g) for g in self.namespaces) and any(
@@ -111,6 +118,20 @@ class Rule(_Strict):
 class ApprovalSettings(_Strict):
     expires_after: Duration = Field(timedelta(minutes=15), description="how long a proposal may wait")
     approvers: list[str] = Field(default_factory=list, description="who may approve; empty: any named person")
+    identity: Literal["declared", "authenticated"] = Field(
+        "declared", description="declared: a named person (the CLI's --as); authenticated: only an identity a "
+                                "front door authenticated (the server's tokens or trusted proxy header)")
+    second_approver_for: list[str] = Field(
+        default_factory=list, description="high-risk actions (scale, rollout_restart, rollback) that need a second "
+                                          "approver, different from the proposer and the first approver")
+
+    @field_validator("second_approver_for")
+    @classmethod
+    def _actions(cls, value: list[str]) -> list[str]:
+        unknown = [action for action in value if action not in KNOWN_ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action {unknown[0]!r}; the actions are {', '.join(KNOWN_ACTIONS)}")
+        return value
 
     @field_validator("expires_after")
     @classmethod
@@ -170,6 +191,14 @@ class Policy(_Strict):
             return PolicyDecision(allowed=True, rule=where, reason=f"{action.action} of {target} is allowed")
         return PolicyDecision(allowed=False, rule=f"default deny in {self.source}",
                               reason=f"no rule matches {target}; nothing outside the listed rules may run")
+
+    def approvers_for(self, action: Action) -> list[str]:
+        """Who may approve `action`: the matching rule's approvers, else the policy-wide list (empty: anyone)."""
+        rule = next((r for r in self.rules if r.matches(action.namespace, action.name)), None)
+        return list(rule.approvers) if rule and rule.approvers is not None else list(self.approval.approvers)
+
+    def approvals_needed(self, action: Action) -> int:
+        return 2 if action.action in self.approval.second_approver_for else 1
 
     def identity(self) -> str:
         """Where this policy came from and a digest of its content, as a proposal records it."""

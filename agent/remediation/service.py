@@ -73,8 +73,9 @@ class Remediator:
         return self.store.create(run_id=run_id, action=action, evidence_summary=evidence_summary,
                                  expected_effect=effect, snapshot=snapshot, dry_run=dry, verify=target,
                                  ttl=self.policy.approval.expires_after, proposer=proposer,
-                                 approvers=self.policy.approval.approvers, policy=self.policy.identity(),
-                                 cluster=self._actuator.label)
+                                 approvers=self.policy.approvers_for(action), policy=self.policy.identity(),
+                                 cluster=self._actuator.label, needs=self.policy.approvals_needed(action),
+                                 identity=self.policy.approval.identity)
 
     def propose_verdict(self, verdict: Verdict, *, run_id: str, proposer: str = DEFAULT_PROPOSER) -> ApprovalRecord:
         """Propose the verdict's remediation, with its evidence summary and the queue it relates to."""
@@ -90,21 +91,33 @@ class Remediator:
 
     # ---- decide -----------------------------------------------------------------------------------------
 
-    def approve(self, approval_id: str, approver: str) -> ApprovalRecord:
-        record = self.store.get(approval_id)
+    def approval_refusal(self, record: ApprovalRecord, approver: str, *, authenticated: bool = False) -> str | None:
+        """Why `approver` may not approve `record`, or None: named, authenticated where the proposal's policy
+        demands it, allowed by this process's policy and by the proposal's, not the proposer, and not the first
+        approver again when two are needed."""
         allowed = self.policy.may_approve(approver)
         if not allowed.allowed:
-            self._refused(record, str(approver), f"approval refused: {allowed}")
-            raise PolicyRefused(f"{approver!r} may not approve {record.describe()}: {allowed.reason}")
+            return f"{approver!r} may not approve {record.describe()}: {allowed.reason}"
         name = valid_person(approver)
+        if record.identity == "authenticated" and not authenticated:
+            return (f"{record.describe()} needs an authenticated approver (the policy it was proposed under says "
+                    "approval.identity: authenticated); approve it through the server, where --as cannot be declared")
         proposed_under = proposal_rule(record, name)
         if not proposed_under.allowed:
-            self._refused(record, name, f"approval refused: {proposed_under}")
-            raise PolicyRefused(f"{name!r} may not approve {record.describe()}: {proposed_under.reason} "
-                                f"({proposed_under.rule})")
+            return f"{name!r} may not approve {record.describe()}: {proposed_under.reason} ({proposed_under.rule})"
         if name.casefold() == record.proposer.casefold():
-            self._refused(record, name, f"{name} proposed it and cannot also approve it")
-            raise PolicyRefused(f"{name} proposed {record.describe()} and cannot also approve it")
+            return f"{name} proposed {record.describe()} and cannot also approve it"
+        if record.first_approver and name.casefold() == record.first_approver.casefold():
+            return f"{name} already approved {record.describe()}; a second, different approver must approve it"
+        return None
+
+    def approve(self, approval_id: str, approver: str, *, authenticated: bool = False) -> ApprovalRecord:
+        record = self.store.get(approval_id)
+        refusal = self.approval_refusal(record, approver, authenticated=authenticated)
+        if refusal:
+            self._refused(record, str(approver), f"approval refused: {refusal}")
+            raise PolicyRefused(refusal)
+        name = valid_person(approver)
         try:
             return self.store.approve(record.id, name)
         except ApprovalStateError as exc:
@@ -139,7 +152,7 @@ class Remediator:
                                    hints=['answer {"decision": "approve", "approver": "<you>"} or '
                                           '{"decision": "reject", "approver": "<you>", "reason": "..."}']) from None
         if decision.decision == "approve":
-            return self.approve(approval_id, decision.approver)
+            return self.approve(approval_id, decision.approver, authenticated=decision.authenticated)
         return self.reject(approval_id, decision.approver, decision.reason or "")
 
     # ---- act --------------------------------------------------------------------------------------------
@@ -204,6 +217,8 @@ class Decision(BaseModel):
     decision: Literal["approve", "reject"]
     approver: str = Field(min_length=1)
     reason: str | None = None
+    authenticated: bool = Field(False, description="set only by a front door that authenticated the approver "
+                                                   "(the server); never by the CLI, where --as is declared")
 
 
 def approval_request(record: ApprovalRecord) -> dict[str, Any]:
