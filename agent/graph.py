@@ -122,12 +122,19 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
         missing = unchecked(history)
         nudge = "Next step (JSON)." + (f" Not yet checked: {', '.join(missing)}." if missing else "")
         messages = [*transcript(state["messages"]), {"role": "user", "content": nudge}]
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = cached_tokens = 0
+        prompt_ms = generation_ms = 0.0
         problem = ""
         for attempt in range(1, 3):
             raw = model.complete(messages, [], step_schema(inventory, history))
             prompt_tokens += raw.prompt_tokens
             completion_tokens += raw.completion_tokens
+            cached_tokens += raw.cached_tokens
+            prompt_ms += raw.prompt_ms or 0.0
+            generation_ms += raw.generation_ms or 0.0
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "cached_tokens": cached_tokens, "prompt_ms": prompt_ms or None,
+                     "generation_ms": generation_ms or None}
             try:
                 call = to_tool_call(_parse_json_object(raw.content))
             except ValueError as exc:
@@ -136,11 +143,9 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                              {"role": "user", "content": f"{problem}. Reply with one JSON step only."}]
                 continue
             if call is None:
-                return AssistantTurn(content="ready to answer", prompt_tokens=prompt_tokens,
-                                     completion_tokens=completion_tokens), attempt
+                return AssistantTurn(content="ready to answer", **usage), attempt
             call_id = f"call_{len(state.get('observations', [])) + 1}"
-            return AssistantTurn(tool_calls=[ToolCall(id=call_id, name=call[0], arguments=call[1])],
-                                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens), attempt
+            return AssistantTurn(tool_calls=[ToolCall(id=call_id, name=call[0], arguments=call[1])], **usage), attempt
         return AssistantTurn(content=f"(gave up choosing a step: {problem})", prompt_tokens=prompt_tokens,
                              completion_tokens=completion_tokens), 2
 
