@@ -64,5 +64,5 @@ def call_tool(
         err.print(f"{name} {status} in {outcome.ms:.1f} ms ({len(outcome.text())} chars)", markup=True)
         out.print(data.get("summary") or data.get("message", ""))
         out.print_json(outcome.text())
-    if not outcome.ok:
-        raise typer.Exit(1)
+    if not outcome.ok:  # bad arguments are the caller's input (2); a source that failed is the call's outcome (1)
+        raise typer.Exit(2 if outcome.data().get("error") in ("bad_argument", "bad_query") else 1)

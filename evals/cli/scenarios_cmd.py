@@ -37,7 +37,7 @@ def list_command(
 
 @scenarios_app.command("validate")
 def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario folders, files or ids")]) -> None:
-    """Validate scenario files: report file, field and reason for each problem."""
+    """Validate scenario files: report file, field and reason for each problem; exit 2 if any is invalid."""
     failed = 0
     for path in paths:
         try:
@@ -49,4 +49,4 @@ def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario f
         out.print(f"ok {scenario.id}: {len(scenario.world.deployments)} deployments, "
                   f"{len(scenario.world.queues)} queues, clock {scenario.clock.now.isoformat()}", soft_wrap=True)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
