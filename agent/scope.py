@@ -44,6 +44,13 @@ def _names(question_words: set[str], name: str) -> bool:
     return any(_says(question_words, part) for part in parts)
 
 
+def _strength(question_words: set[str], name: str) -> tuple[int, int]:
+    """How plainly the question names `name`, strongest first when sorted: its words said exactly, then by prefix."""
+    parts = [w for w in words(name) if w not in GENERIC and len(w) >= MIN_WORD]
+    exact = sum(1 for part in parts if part in question_words)
+    return -exact, -sum(1 for part in parts if _says(question_words, part))
+
+
 def _says(question_words: set[str], part: str) -> bool:
     env = _env(part)
     if env:
@@ -100,10 +107,11 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     text = " ".join(words(question))
     exact = [(ns, name) for ns, name in workloads if ns in spaces and f" {' '.join(words(name))} " in f" {text} "]
     focus = frozenset(ref for ref in exact if _as_component(ref[1], text))
-    for namespace, name in exact or [(ns, n) for ns, n in workloads if _names(asked, n) and ns in spaces]:
+    said = [(ns, n) for ns, n in workloads if _names(asked, n) and ns in spaces]
+    for namespace, name in exact or sorted(said, key=lambda ref: (_strength(asked, ref[1]), ref)):
         matched.add(namespace)
         named.append(f"{namespace}/{name}")
-    for namespace, queue in consumers:
+    for namespace, queue in sorted(consumers):
         if _names(asked, queue) and namespace in spaces:
             matched.add(namespace)
             named.append(f"{namespace}/queue {queue}")
