@@ -60,3 +60,13 @@ def test_a_workload_named_as_a_component_focuses_the_answer_an_ordinary_word_doe
     assert scope_of("is the payment page slow?", ["shop"], workloads).focus == {("shop", "payment")}
     assert scope_of("is queue-master ok?", ["shop"], workloads).focus == {("shop", "queue-master")}
     assert not scope_of("is the payment page slow?", ["shop"], workloads).covers_workload("shop", "queue-master")
+
+
+def test_named_workloads_are_ordered_by_how_plainly_the_question_names_them() -> None:
+    from agent.scope import scope_of
+
+    question = "Why did the push notification workers shrink from six pods to two?"
+    refs = [("notify", "notify-broker"), ("notify", "push-sender"), ("notify", "notify-api")]
+    orders = {scope_of(question, ["notify"], order).named for order in (refs, refs[::-1], refs[1:] + refs[:1])}
+    assert orders == {("notify", "notify/push-sender", "notify/notify-api", "notify/notify-broker")}, (
+        "'push' is said; 'notify' only by the prefix of 'notification'; the order never depends on set order")
