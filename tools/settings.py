@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         None, validation_alias="KUBE_IN_CLUSTER",
         description="Use the pod's service account (env KUBE_IN_CLUSTER); unset: only when KUBERNETES_SERVICE_HOST "
                     "is set and no kubeconfig is found.")
+    kube_cluster_name: str | None = Field(
+        None, validation_alias="SRE_AGENT_CLUSTER_NAME",
+        description="The investigated cluster's kube_cluster_name tag in Datadog; when set, every live Datadog "
+                    "query and the event history are scoped to it (env SRE_AGENT_CLUSTER_NAME).")
     rabbitmq_url: str = Field("http://localhost:15672", validation_alias="RABBITMQ_URL",
                               description="Base URL of the RabbitMQ management API (env RABBITMQ_URL).")
     rabbitmq_user: str | None = Field(None, validation_alias="RABBITMQ_USER",

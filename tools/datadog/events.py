@@ -22,6 +22,7 @@ from datadog_api_client.v2.model.events_request_page import EventsRequestPage
 from datadog_api_client.v2.model.events_sort import EventsSort
 
 from tools.datadog.live import _at, _DatadogBackend, _when, reading
+from tools.datadog.scoping import scoped_logs
 from tools.kubernetes.protocol import KubeEvent
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class DatadogEvents(_DatadogBackend):
     def list_events(self, namespace: str, since: datetime, kind: str | None = None, name: str | None = None,
                     until: datetime | None = None) -> list[KubeEvent]:
         api = EventsApi(self.api_client)
-        query = _query(namespace, name)
+        query = scoped_logs(_query(namespace, name), self.settings.kube_cluster_name)
         query_filter = EventsQueryFilter(query=query, _from=_when(since), to=_when(until) if until else "now")
         events: list[KubeEvent] = []
         cursor: str | None = None

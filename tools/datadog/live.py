@@ -29,6 +29,7 @@ from datadog_api_client.v2.model.logs_sort import LogsSort
 
 from tools.datadog.metricquery import parse_metric_query
 from tools.datadog.protocol import LogCount, LogRecord, Series
+from tools.datadog.scoping import scoped_logs, scoped_metric
 from tools.errors import (
     AuthFailed,
     BadQuery,
@@ -194,7 +195,8 @@ class DatadogLogs(_DatadogBackend):
     max_group_pages = MAX_GROUP_PAGES
 
     def _filter(self, query: str, start: datetime, end: datetime) -> LogsQueryFilter:
-        return LogsQueryFilter(query=query, _from=_when(start), to=_when(end), indexes=["*"])
+        return LogsQueryFilter(query=scoped_logs(query, self.settings.kube_cluster_name), _from=_when(start),
+                               to=_when(end), indexes=["*"])
 
     def search(self, query: str, start: datetime, end: datetime, limit: int) -> list[LogRecord]:
         api = LogsApi(self.api_client)
@@ -297,7 +299,8 @@ class DatadogMetrics(_DatadogBackend):
     def query(self, query: str, start: datetime, end: datetime) -> list[Series]:
         parsed = parse_metric_query(query)
         response = self._call(lambda: MetricsApiV1(self.api_client).query_metrics(
-            _from=int(start.timestamp()), to=int(end.timestamp()), query=query), METRICS_QUERY)
+            _from=int(start.timestamp()), to=int(end.timestamp()),
+            query=scoped_metric(query, self.settings.kube_cluster_name)), METRICS_QUERY)
         with reading(METRICS_QUERY):
             failed = response.get("status") == "error"
             series = [] if failed else [_series(item) for item in response.get("series") or []]
