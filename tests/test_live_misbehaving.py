@@ -42,7 +42,6 @@ EXPECTED: dict[str, tuple[type[SourceError], str]] = {
     "wrong_types": (BadResponse, "unexpected shape|does not match its API|Kubernetes"),
 }
 BOUND_S = {"slow": 2 * TIMEOUT_S + 0.5 + 1.0, "trickle": DEADLINE_S + 1.0, "429": MAX_WAIT_S + 1.0}
-K8S_UNREAD = "tools/kubernetes/live.py does not yet turn an unreadable body into BadResponse"
 
 
 def settings(**extra: Any) -> Settings:
@@ -91,10 +90,7 @@ def kubernetes(server: MisbehavingServer) -> Callable[[], Any]:
 
 BACKENDS = {"rabbitmq": rabbitmq, "rabbitmq_queue": rabbitmq_queue, "datadog_logs": datadog_logs,
             "datadog_metrics": datadog_metrics, "datadog_events": datadog_events, "kubernetes": kubernetes}
-CASES = [pytest.param(backend, fault, id=f"{backend}-{fault}",
-                      marks=[pytest.mark.xfail(strict=True, reason=K8S_UNREAD)]
-                      if backend == "kubernetes" and fault in ("truncated", "html", "wrong_types") else [])
-         for backend in BACKENDS for fault in EXPECTED]
+CASES = [pytest.param(backend, fault, id=f"{backend}-{fault}") for backend in BACKENDS for fault in EXPECTED]
 
 
 @pytest.mark.parametrize(("backend", "fault"), CASES)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeVar
@@ -14,8 +15,18 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from pydantic import ValidationError
 
-from tools.errors import AuthFailed, BadQuery, NotFound, RateLimited, SourceError, TimedOut, Unavailable
+from tools.errors import (
+    AuthFailed,
+    BadQuery,
+    BadResponse,
+    NotFound,
+    RateLimited,
+    SourceError,
+    TimedOut,
+    Unavailable,
+)
 from tools.kubernetes.protocol import Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.settings import ConfigError, Settings, header_seconds
 
@@ -134,6 +145,21 @@ def _event(item: Any) -> KubeEvent:
                      last_seen=last or datetime.now(UTC), count=count)
 
 
+@contextmanager
+def _well_formed(what: str) -> Iterator[None]:
+    """A body the client cannot read as the API's objects (truncated JSON, an HTML page, wrong types) is a typed
+    error naming what was asked for, never a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else []
+        text = isinstance(exc, json.JSONDecodeError) or any(isinstance(e.get("input"), str) for e in errors)
+        body = "a body that is not JSON (truncated, or a page)" if text else f"JSON that is not {what} as its API " \
+            "returns them"
+        raise BadResponse(f"the Kubernetes API returned {body} ({type(exc).__name__}: {str(exc)[:120]})",
+                          hints=["is KUBECONFIG pointing at an API server, not a proxy's error page?"]) from None
+
+
 class KubernetesCluster:
     """ClusterReader over the Kubernetes API. Pass an ApiClient to point it at any cluster (tests do)."""
 
@@ -153,7 +179,7 @@ class KubernetesCluster:
         timeout = self.settings.timeout_seconds
         try:
             return self.settings.call(lambda: function(*args, _request_timeout=timeout, **kwargs),
-                                      transient=_transient, reset_after=_retry_after)
+                                      transient=_transient, reset_after=_retry_after, source="the Kubernetes API")
         except ApiException as exc:
             raise _translate(exc) from None
         except urllib3.exceptions.HTTPError as exc:
@@ -163,30 +189,35 @@ class KubernetesCluster:
             raise Unavailable(f"cannot reach the Kubernetes API: {reason}") from None
 
     def list_namespaces(self) -> list[str]:
-        items = self._call(self.core.list_namespace).items
-        return sorted(item.metadata.name for item in items if item.metadata and item.metadata.name)
+        with _well_formed("namespaces"):
+            items = self._call(self.core.list_namespace).items
+            return sorted(item.metadata.name for item in items if item.metadata and item.metadata.name)
 
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
-        items = self._call(self.apps.list_namespaced_deployment, namespace).items
-        return sorted((_deployment(item) for item in items), key=lambda d: d.name)
+        with _well_formed("deployments"):
+            items = self._call(self.apps.list_namespaced_deployment, namespace).items
+            return sorted((_deployment(item) for item in items), key=lambda d: d.name)
 
     def read_deployment(self, namespace: str, name: str) -> DeploymentInfo:
         try:
-            return _deployment(self._call(self.apps.read_namespaced_deployment, name, namespace))
+            with _well_formed("a deployment"):
+                return _deployment(self._call(self.apps.read_namespaced_deployment, name, namespace))
         except NotFound as exc:
             raise NotFound(f'deployments.apps "{name}" not found in namespace {namespace!r}',
                            hints=["call get_deployment without a name to list the namespace's deployments"]) from exc
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[PodInfo]:
         query = {"label_selector": _selector(selector)} if selector else {}
-        items = self._call(self.core.list_namespaced_pod, namespace, **query).items
-        return sorted((_pod(item) for item in items), key=lambda p: p.name)
+        with _well_formed("pods"):
+            items = self._call(self.core.list_namespaced_pod, namespace, **query).items
+            return sorted((_pod(item) for item in items), key=lambda p: p.name)
 
     def list_events(self, namespace: str, since: datetime, kind: str | None = None,
                     name: str | None = None) -> list[KubeEvent]:
         kind = KINDS.get(kind.lower(), kind) if kind else None
         fields = [f"involvedObject.{key}={value}" for key, value in (("kind", kind), ("name", name)) if value]
         query = {"field_selector": ",".join(fields)} if fields else {}
-        items = self._call(self.core.list_namespaced_event, namespace, **query).items
-        events = [event for event in map(_event, items) if event.last_seen >= since]
+        with _well_formed("events"):
+            items = self._call(self.core.list_namespaced_event, namespace, **query).items
+            events = [event for event in map(_event, items) if event.last_seen >= since]
         return sorted(events, key=lambda e: e.last_seen)
