@@ -246,3 +246,11 @@ def conversation_scope(questions: list[str], results: list[tuple[str, dict[str, 
         if not scope.everything or scope.excluded or scope.focus:
             return scope
     return EVERYTHING
+
+
+def investigation_order(rows: list[dict[str, Any]], scope: Scope) -> list[str]:
+    """The namespaces of a list_namespaces result in the order an SRE looks at them: the question's first, then
+    those holding workloads that need attention, then those holding workloads at all (a namespace with none logs
+    nothing a deployment wrote), then by name."""
+    return [row["namespace"] for row in sorted(rows, key=lambda r: (
+        not scope.covers(r["namespace"]), not r.get("attention"), not r.get("deployments", 1), r["namespace"]))]

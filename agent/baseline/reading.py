@@ -15,7 +15,7 @@ from agent.findings import (
     stuck_consumers,
 )
 from agent.llm.conversation import Seen
-from agent.scope import EVERYTHING, Scope
+from agent.scope import EVERYTHING, Scope, investigation_order
 from agent.signals import consumer_refs
 from tools.kubernetes.tools import SCALE_REASONS
 
@@ -39,9 +39,7 @@ class Reading:
         found = self.seen.find("list_namespaces")
         if not found:
             return []
-        rows = found[1].get("namespaces", [])
-        return [r["namespace"] for r in sorted(rows, key=lambda r: (not self.scope.covers(r["namespace"]),
-                                                                   -len(r.get("attention", [])), r["namespace"]))]
+        return investigation_order(found[1].get("namespaces", []), self.scope)
 
     def queue_rows(self) -> list[dict[str, Any]]:
         found = self.seen.find("get_queue_stats", queue=None)

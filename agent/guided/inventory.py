@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.findings import ERROR_BURST, broker_alarms, desired_history_query, mentioned_workloads, stuck_consumers
 from agent.guided.steps import _taken
-from agent.scope import EVERYTHING, Scope
+from agent.scope import EVERYTHING, Scope, investigation_order
 from agent.signals import (
     CORE_SIGNALS,
     Observation,
@@ -38,11 +38,9 @@ class Inventory:
         """What the calls discovered, limited to the question's scope."""
         inventory = cls._of(observations)
         inventory.namespaces = [ns for ns in inventory.namespaces if scope.covers(ns)]
-        # Where the workloads are comes first: a namespace without deployments logs nothing a deployment wrote.
-        sizes = {row.get("namespace"): row.get("deployments", 1) for o in observations if o.ok
-                 for row in o.data.get("namespaces", [])}
-        inventory.namespaces.sort(key=lambda ns: (not sizes.get(ns, 1), not any(
-            r.startswith(f"{ns}/") for r in inventory.flagged)))
+        rows = [row for o in observations if o.ok for row in o.data.get("namespaces", [])]
+        ordered = investigation_order(rows, scope)
+        inventory.namespaces.sort(key=lambda ns: ordered.index(ns) if ns in ordered else len(ordered))
         for name in ("deployments", "flagged"):
             setattr(inventory, name, [ref for ref in getattr(inventory, name)
                                       if scope.covers_workload(*ref.split("/", 1))])
