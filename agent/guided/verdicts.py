@@ -331,7 +331,8 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
     if status == "healthy":  # it rests on everything that was read
         related = [o for o in by_id.values() if o not in cited]
     else:
-        related = [o for o in by_id.values() if o not in cited and (_concerns(o, names) or _shows_errors(o))]
+        related = [o for o in by_id.values() if o not in cited and (
+            _concerns(o, names) or _shows_errors(o) or o.tool == "get_queue_stats")]  # the queues: where work flows
     evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
     facts = _facts(choice, [*cited, *related])
     summary = _summary(choice, facts)
