@@ -241,7 +241,7 @@ def test_kubernetes_events_survive_a_datadog_failure(events: DatadogEvents, capl
     assert gap.startswith("Datadog 403 Forbidden: Forbidden; check DD_API_KEY and DD_APP_KEY (auth); ")
     assert gap in caplog.text
     assert outcome.data()["summary"].endswith("events older than the cluster keeps (~1 h) are missing: "
-                                             "the event history failed")
+                                             "the event history (Datadog) could not be read")
 
 
 def test_live_sources_read_events_through_datadog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -207,7 +207,8 @@ def list_events(
         summary += f"; {warnings} warnings"
     gap = getattr(sources.cluster, "history_gap", None)
     if gap:
-        summary += "; events older than the cluster keeps (~1 h) are missing: the event history failed"
+        why = "is not configured" if "(not_configured)" in gap else "could not be read"
+        summary += f"; events older than the cluster keeps (~1 h) are missing: the event history (Datadog) {why}"
     return EventList(summary=summary, namespace=namespace, window=Window.of(span), involved_object=involved_object,
                      total=len(events), by_reason=by_reason, events=[_line(e) for e in events[-MAX_EVENTS:]],
                      history_gap=gap)
