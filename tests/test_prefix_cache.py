@@ -150,3 +150,11 @@ def test_two_processes_starting_at_once_leave_one_valid_file(llama: FakeLlama) -
     assert outcomes == ["built", "restored"], "the second waited for the first's file instead of racing it"
     assert llama.calls.count("/slots/0?action=save") == 1
     assert cache(llama).prime(PREFIX).outcome == "restored"
+
+
+def test_only_the_newest_few_prefix_files_are_kept(llama: FakeLlama) -> None:
+    for index in range(6):
+        assert cache(llama).prime(f"{PREFIX}{index}").outcome == "built"
+    assert len(list(llama.folder.glob("prefix-*.bin"))) == 4
+    assert len(list(llama.folder.glob("prefix-*.bin.json"))) == 4
+    assert cache(llama).prime(f"{PREFIX}5").outcome == "restored", "the newest is kept"

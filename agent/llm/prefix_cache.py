@@ -27,6 +27,7 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 
 SLOT = 0  # the server runs one slot: the agent's one conversation
+KEEP = 4  # prefix files kept
 Outcome = Literal["restored", "built", "rebuilt", "failed"]
 
 
@@ -121,7 +122,14 @@ class PrefixCache:
         self._discard(name)
         os.replace(built, self.folder / name)
         self._marker(name).write_text(json.dumps(marker))
+        self._forget_old()
         return int(answer.get("n_saved") or 0)
+
+    def _forget_old(self) -> None:
+        """Every prompt edit keys a new file (about 12 MB): keep the newest few, for other checkouts' prompts."""
+        files = sorted(self.folder.glob("prefix-*.bin"), key=lambda path: path.stat().st_mtime, reverse=True)
+        for old in files[KEEP:]:
+            self._discard(old.name)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.root}{path}", data=json.dumps(body).encode(), method="POST",
