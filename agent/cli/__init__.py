@@ -10,6 +10,7 @@ from agent.cli.approvals_cmd import approvals_app
 from agent.cli.ask_cmd import ask, chat
 from agent.cli.audit_cmd import audit
 from agent.cli.schema_cmd import schema
+from agent.cli.serve_cmd import serve_app
 from agent.cli.tools_cmd import tools_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -20,6 +21,7 @@ app.command()(schema)
 app.command()(audit)
 app.add_typer(tools_app, name="tools")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(serve_app, name="serve")
 
 
 PLUGINS = "sre_agent.commands"  # command groups other packages add (the eval harness: `eval`, `scenarios`)
