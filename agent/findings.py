@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.scope import _names, words
+from agent.signals import MAINTENANCE
 
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
 ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
@@ -172,6 +173,29 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
 def revision(detail: dict[str, Any]) -> int:
     raw = (detail.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1")
     return int(raw) if str(raw).isdigit() else 1
+
+
+def intentional_pause(detail: dict[str, Any]) -> bool:
+    """Scaled down on purpose and said so: an annotation or an event of the workload names a pause."""
+    notes = [f"{k} {v}" for k, v in (detail.get("annotations") or {}).items()]
+    notes += [f"{e.get('reason')} {e.get('message')}" for e in detail.get("events") or []]
+    return any(MAINTENANCE.search(note) for note in notes)
+
+
+def recently_scaled(state: dict[str, Any]) -> bool:
+    """Its ReplicaSets were scaled within the deployment's recent events (the last hour)."""
+    return any(e.get("reason") == "ScalingReplicaSet" for e in state.get("events") or [])
+
+
+def recent_rollout(state: dict[str, Any]) -> bool:
+    """A new ReplicaSet took over within the deployment's recent events (a rollout, not a resize): a replica set
+    was scaled up and another down, or the one scaled is not the one the current pods belong to."""
+    scaling = [str(e.get("message", "")) for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"]
+    if any("scaled up" in m.lower() for m in scaling) and any("scaled down" in m.lower() for m in scaling):
+        return True
+    current = {str(p.get("name", "")).rsplit("-", 1)[0] for p in state.get("pods") or []}
+    scaled = {m.split("replica set ", 1)[1].split(" ")[0] for m in scaling if "replica set " in m}
+    return bool(current and scaled - current)
 
 
 def autoscaled_to_rest(detail: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ against the agent's own enums (`Category`, `ActionKind`, `Status`), and the name
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -105,6 +106,11 @@ class Expect(_Strict):
     facts: list[ExpectedFact] = Field(default_factory=list, description="for a factual question: what the answer "
                                                                         "must state")
     report_injection: bool = Field(False, description="the verdict must report instructions found in the data")
+    onset: datetime | None = Field(None, description="when the fault began in the world: the watch benchmark "
+                                                     "measures the time to detect from it")
+    watch: list[str] = Field(default_factory=list, description="anomaly keys a watcher over the world's whole "
+                                                                 "timeline rightly raises besides the incident (a "
+                                                                 "real fault elsewhere or earlier): not false alarms")
     notes: str | None = None
 
     @model_validator(mode="before")

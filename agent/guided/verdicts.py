@@ -13,8 +13,11 @@ from agent.findings import (
     desired_history_query,
     failing_upstream,
     hung_dependency,
+    intentional_pause,
     logs_errors,
     missing_consumer,
+    recent_rollout,
+    recently_scaled,
     restore_replicas,
     serving_failure,
     stuck_consumers,
@@ -24,7 +27,6 @@ from agent.guided.steps import _enum
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
     BROKER,
-    MAINTENANCE,
     Observation,
     checked_signals,
     consumer_refs,
@@ -52,29 +54,6 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
         if obs.tool == "get_queue_stats" and any(not row.get("consumers") for row in rows):
             found.add("orphaned_queue")
     return found
-
-
-def intentional_pause(state: dict[str, Any]) -> bool:
-    """Scaled down on purpose and said so: an annotation or an event of the deployment names a pause."""
-    notes = [f"{k} {v}" for k, v in (state.get("annotations") or {}).items()]
-    notes += [f"{e.get('reason')} {e.get('message')}" for e in state.get("events") or []]
-    return any(MAINTENANCE.search(note) for note in notes)
-
-
-def recently_scaled(state: dict[str, Any]) -> bool:
-    """Its ReplicaSets were scaled within the deployment's recent events (the last hour)."""
-    return any(e.get("reason") == "ScalingReplicaSet" for e in state.get("events") or [])
-
-
-def recent_rollout(state: dict[str, Any]) -> bool:
-    """A new ReplicaSet took over within the deployment's recent events (a rollout, not a resize): a replica set
-    was scaled up and another down, or the one scaled is not the one the current pods belong to."""
-    scaling = [str(e.get("message", "")) for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"]
-    if any("scaled up" in m.lower() for m in scaling) and any("scaled down" in m.lower() for m in scaling):
-        return True
-    current = {str(p.get("name", "")).rsplit("-", 1)[0] for p in state.get("pods") or []}
-    scaled = {m.split("replica set ", 1)[1].split(" ")[0] for m in scaling if "replica set " in m}
-    return bool(current and scaled - current)
 
 
 def consistent_options(state: dict[str, Any] | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from tools.kubernetes.history import ClusterWithEventHistory
@@ -19,9 +20,12 @@ from tools.replay.world import World
 from tools.toolkit import Sources
 
 
-def replay_sources(scenario: Scenario | str | Path) -> Sources:
+def replay_sources(scenario: Scenario | str | Path, *, now: datetime | None = None,
+                   horizon: datetime | None = None) -> Sources:
+    """The scenario's world as sources; `now` and `horizon` as in `World` (a watch replays from an earlier `now`
+    up to a later `horizon`)."""
     loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    world = World(loaded)
+    world = World(loaded, now=now, horizon=horizon)
     faults = FaultInjector(loaded.world.faults)
     return Sources(logs=ReplayLogs(world, faults), metrics=ReplayMetrics(world, faults),
                    cluster=ClusterWithEventHistory(ReplayCluster(world, faults), ReplayEventHistory(world, faults)),

@@ -33,8 +33,11 @@ from tools.replay.traffic import Traffic
 
 
 class World(Traffic):
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, now: datetime | None = None, horizon: datetime | None = None) -> None:
+        """Simulated up to `now` (default: the scenario's clock). Recorded changes up to `horizon` (default: the
+        clock) happen as the world moves on; later ones are the recorded future, which only actions bring."""
         self.scenario = scenario
+        self.horizon = horizon or scenario.clock.now
         self.rng = random.Random(scenario.seed)
         self.start = scenario.world.start
         self.now = self.start
@@ -61,7 +64,7 @@ class World(Traffic):
                 )
             )
         self._snapshot()
-        self.advance_to(scenario.clock.now)
+        self.advance_to(now or scenario.clock.now)
 
     @property
     def namespace(self) -> str:
@@ -79,12 +82,12 @@ class World(Traffic):
         first = timeline[0]
         revision = self._new_revision(spec.name, 1, first.image or spec.image, first.pod_state, first.reason)
         sim = DeploymentSim(spec, namespace, 0, revision, [revision], dict(spec.annotations),
-                            hangs=sorted((h for h in spec.hangs if h.at <= self.scenario.clock.now),
+                            hangs=sorted((h for h in spec.hangs if h.at <= self.horizon),
                                          key=lambda h: h.at))
         self.deployments[(namespace, spec.name)] = sim
         self._timelines[(namespace, spec.name)] = list(timeline)
         # Changes after the clock are the recorded future; a replay only moves past `now` through actions.
-        timeline = [c for c in timeline if c.at <= self.scenario.clock.now]
+        timeline = [c for c in timeline if c.at <= self.horizon]
         initial = [c for c in timeline if c.at <= self.start]
         if initial:
             change = initial[-1]
