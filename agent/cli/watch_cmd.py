@@ -113,7 +113,8 @@ def watch(
                                                         "within it does not notify again")] = 30,
     model: ModelOpt = None,
     investigate: Annotated[bool, typer.Option(help="open an investigation for each new anomaly")] = True,
-    notify_url: Annotated[str | None, typer.Option(help="POST each notice to this URL as well")] = None,
+    notify_url: Annotated[str | None, typer.Option(envvar="SRE_AGENT_WATCH_NOTIFY_URL",
+                                                   help="POST each notice to this URL as well")] = None,
     notify_format: Annotated[str, typer.Option(help=f"json, or pagerduty (Events API v2; ${ROUTING_KEY_ENV})")]
     = "json",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON notice per line on stdout")] = False,
