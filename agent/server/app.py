@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agent.remediation.approvals import ApprovalStore
-from agent.server import api_alerts, api_approvals, api_health, api_investigations
+from agent.server import api_alerts, api_approvals, api_health, api_investigations, web
 from agent.server.auth import ApproverTokens
 from agent.server.context import Server
 from agent.server.metrics import Metrics
@@ -55,7 +55,7 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
 
     app = FastAPI(title="sre-agent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.server = here
-    for module in (api_investigations, api_approvals, api_alerts, api_health):
+    for module in (api_investigations, api_approvals, api_alerts, api_health, web):
         app.include_router(module.router)
 
     @app.exception_handler(Exception)
