@@ -1,6 +1,6 @@
 """Benchmarks that print numbers: replay tool latency and output size, and the agent's own overhead per step.
 
-    python -m evals.bench [--scenario incident-5] [--repeat 30]
+    python -m evals.bench [--scenario incident-5] [--repeat 30] [--worlds 10]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from agent.baseline.policy import PlaybookPolicy
 from agent.run import run_investigation
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
+from tools.toolkit import Sources, Toolbox
 
 CALLS = [
     ("list_namespaces", {}),
@@ -34,25 +35,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bench_tools(scenario: str, repeat: int) -> None:
-    began = time.perf_counter()
-    sources = replay_sources(scenario)
-    print(f"replay world load ({scenario}): {(time.perf_counter() - began) * 1000:.0f} ms")
-    loaded = sources.extras["scenario"]
+def bench_tools(scenario: str, repeat: int, worlds: int) -> None:
+    """World load over `worlds` fresh loads; each tool's first call on each fresh world (cold: nothing of the
+    query is cached yet) and its repeats on one world (warm)."""
+    loads, fresh = [], []
+    for _ in range(worlds):
+        began = time.perf_counter()
+        fresh.append(replay_sources(scenario))
+        loads.append((time.perf_counter() - began) * 1000)
+    print(f"replay world load ({scenario}, {worlds} loads): p50 {percentile(loads, .5):.0f} ms, "
+          f"p95 {percentile(loads, .95):.0f} ms")
+    loaded = fresh[0].extras["scenario"]
     consumer = next(c.deployment for q in loaded.world.queues for c in q.consumers)
     names = {"ns": loaded.world.namespace, "deployment": consumer, "queue": loaded.world.queues[0].name}
     toolbox = default_toolbox()
-    print(f"{'tool':16} {'args':62} {'p50 ms':>7} {'p95 ms':>7} {'chars':>6}")
+    print(f"{'tool':16} {'args':54} {'cold p50':>8} {'cold p95':>8} {'warm p50':>8} {'chars':>6}")
     for name, template in CALLS:
         args = {k: v.format(**names) for k, v in template.items()}
-        timings, size = [], 0
-        for _ in range(repeat):
-            outcome = toolbox.call(sources, name, args)
-            assert outcome.ok, outcome.text()
-            timings.append(outcome.ms)
-            size = len(outcome.text())
-        shown = ",".join(f"{k}={v}" for k, v in args.items())[:62]
-        print(f"{name:16} {shown:62} {percentile(timings, .5):7.1f} {percentile(timings, .95):7.1f} {size:6}")
+        cold = [_timed(toolbox, sources, name, args) for sources in fresh]
+        warm = [_timed(toolbox, fresh[0], name, args) for _ in range(repeat)]
+        size = len(toolbox.call(fresh[0], name, args).text())
+        shown = ",".join(f"{k}={v}" for k, v in args.items())[:54]
+        print(f"{name:16} {shown:54} {percentile(cold, .5):8.1f} {percentile(cold, .95):8.1f} "
+              f"{percentile(warm, .5):8.1f} {size:6}")
+
+
+def _timed(toolbox: Toolbox, sources: Sources, name: str, args: dict[str, str]) -> float:
+    outcome = toolbox.call(sources, name, args)
+    assert outcome.ok, outcome.text()
+    return outcome.ms
 
 
 def bench_agent(scenario: str, repeat: int) -> None:
@@ -75,9 +86,10 @@ def bench_agent(scenario: str, repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", default="incident-5")
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=30, help="warm repeats per tool")
+    parser.add_argument("--worlds", type=int, default=10, help="fresh world loads (cold calls per tool)")
     args = parser.parse_args()
-    bench_tools(args.scenario, args.repeat)
+    bench_tools(args.scenario, args.repeat, args.worlds)
     bench_agent(args.scenario, max(3, args.repeat // 5))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from tools.datadog.logquery import parse_log_query
@@ -55,23 +54,44 @@ def _timestamp(record: LogRecord) -> datetime:
     return record.timestamp
 
 
+RECENT_WINDOWS = 8
+
+
 class ReplayLogs:
     def __init__(self, world: World, faults: FaultInjector) -> None:
         self.world, self.faults = world, faults
+        self._recent: dict[tuple[str, datetime, datetime, datetime, int], list[LogRecord]] = {}
 
-    def _matching(self, query: str, start: datetime, end: datetime) -> Iterable[LogRecord]:
-        predicate = parse_log_query(query)
+    def _window(self, start: datetime, end: datetime) -> list[LogRecord]:
         records = self.world.logs  # kept sorted by timestamp
         first = bisect_left(records, start, key=_timestamp)
-        last = bisect_left(records, end, lo=first, key=_timestamp)
-        for record in records[first:last]:
-            if not self.faults.dropped("logs", record.timestamp) and predicate(record):
-                yield record
+        return records[first:bisect_left(records, end, lo=first, key=_timestamp)]
+
+    def _matching(self, query: str, start: datetime, end: datetime) -> list[LogRecord]:
+        """The records of the window matching `query`; one tool call asks for the same window several times
+        (counts by time, by facet, the samples), so the last few answers are kept until the world moves."""
+        key = (query, start, end, self.world.now, len(self.world.logs))
+        if key not in self._recent:
+            predicate = parse_log_query(query)
+            self._recent[key] = [record for record in self._window(start, end)
+                                 if not self.faults.dropped("logs", record.timestamp) and predicate(record)]
+            while len(self._recent) > RECENT_WINDOWS:
+                self._recent.pop(next(iter(self._recent)))
+        return self._recent[key]
 
     def search(self, query: str, start: datetime, end: datetime, limit: int) -> list[LogRecord]:
+        """The newest `limit` matches, found from the end of the window backwards."""
         self.faults.check("logs")
-        matches = list(self._matching(query, start, end))
-        return matches[::-1][:limit]
+        key = (query, start, end, self.world.now, len(self.world.logs))
+        if key in self._recent:
+            return self._recent[key][::-1][:limit]
+        predicate, found = parse_log_query(query), list[LogRecord]()
+        for record in reversed(self._window(start, end)):
+            if len(found) >= limit:
+                break
+            if not self.faults.dropped("logs", record.timestamp) and predicate(record):
+                found.append(record)
+        return found
 
     def count(self, query: str, start: datetime, end: datetime, group_by: list[str],
               bucket_seconds: int | None) -> list[LogCount]:

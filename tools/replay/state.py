@@ -90,12 +90,11 @@ class DeploymentSim:
         return self.spec.labels or {"name": self.spec.name}
 
     def available(self, now: datetime) -> int:
-        return sum(
-            1 for p in self.pods if p.state == "running" and p.ready_at(self.spec.startup_seconds) <= now
-        )
+        return len(self.ready_pods(now))
 
     def ready_pods(self, now: datetime) -> list[PodSim]:
-        return [p for p in self.pods if p.state == "running" and p.ready_at(self.spec.startup_seconds) <= now]
+        started_by = now - timedelta(seconds=self.spec.startup_seconds)  # ready once started up
+        return [p for p in self.pods if p.state == "running" and p.created <= started_by]
 
     def crashing(self) -> bool:
         return any(p.state == "crashloop" for p in self.pods)

@@ -191,7 +191,8 @@ class Traffic:
         live = [p for p in sim.pods if include_hung or not p.hung]
         if sim.pods and not live:
             return
-        pods = [p for p in live if p.state != "running" or p.ready_at(sim.spec.startup_seconds) <= at] or live
+        started_by = at - timedelta(seconds=sim.spec.startup_seconds)
+        pods = [p for p in live if p.state != "running" or p.created <= started_by] or live
         pod = pods[self.rng.randrange(len(pods))] if pods else None
         try:
             message = template.format(**variables) if variables else template
