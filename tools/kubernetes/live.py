@@ -1,8 +1,14 @@
-"""Live Kubernetes backend: typed, read-only client calls (CoreV1Api, AppsV1Api)."""
+"""Live Kubernetes backend: typed, read-only client calls (CoreV1Api, AppsV1Api, AutoscalingV2Api, CustomObjectsApi).
+
+Workloads are Deployments and StatefulSets, each with the autoscaler that targets it: a KEDA ScaledObject before an
+HPA, never the HPA KEDA owns. An API the cluster does not serve (404: no KEDA CRD) has no objects; autoscalers that
+cannot be read (RBAC 403) leave the workload readable, `autoscaler_gap` saying why. CronJobs are not workloads here:
+at 0 by design and selecting no pods, the deployment tools would report them as scaled to 0."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +21,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from tools.errors import (
     AuthFailed,
@@ -27,10 +34,11 @@ from tools.errors import (
     TimedOut,
     Unavailable,
 )
-from tools.kubernetes.protocol import Condition, DeploymentInfo, KubeEvent, PodInfo
+from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.settings import ConfigError, Settings, header_seconds
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 REVISION = "deployment.kubernetes.io/revision"
 KINDS = {kind.lower(): kind for kind in ("Deployment", "ReplicaSet", "Pod", "StatefulSet", "DaemonSet", "Job",
@@ -96,21 +104,121 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _deployment(item: Any) -> DeploymentInfo:
+def _workload(item: Any, kind: str = "Deployment") -> DeploymentInfo:
+    """A V1Deployment or V1StatefulSet. Zero counts are omitted on the wire (the client gives None); a StatefulSet
+    has no unavailable count nor numbered revision (its revisions are ControllerRevision names)."""
     meta, spec, status = item.metadata, item.spec, item.status
     annotations = dict(meta.annotations or {})
-    revision = annotations.get(REVISION)
+    revision = annotations.get(REVISION) if kind == "Deployment" else None
     conditions = [Condition(type=c.type, status=c.status, reason=c.reason, message=c.message,
                             last_transition=_utc(c.last_transition_time))
                   for c in (status.conditions if status else None) or []]
+    desired = 1 if spec.replicas is None else spec.replicas
+    available = (status and status.available_replicas) or 0
+    unavailable = ((status and status.unavailable_replicas) or 0) if kind == "Deployment" \
+        else max(0, desired - available)
     return DeploymentInfo(
-        namespace=meta.namespace, name=meta.name, desired=1 if spec.replicas is None else spec.replicas,
-        ready=(status and status.ready_replicas) or 0, available=(status and status.available_replicas) or 0,
-        updated=(status and status.updated_replicas) or 0, unavailable=(status and status.unavailable_replicas) or 0,
+        namespace=meta.namespace, name=meta.name, kind=kind, desired=desired,
+        ready=(status and status.ready_replicas) or 0, available=available,
+        updated=(status and status.updated_replicas) or 0, unavailable=unavailable,
         images=[c.image for c in spec.template.spec.containers], labels=dict(meta.labels or {}),
         annotations=annotations, selector=dict((spec.selector and spec.selector.match_labels) or {}),
         conditions=conditions, revision=int(revision) if revision and revision.isdigit() else None,
         created=_utc(meta.creation_timestamp))
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class _ScaleTarget(_Wire):
+    name: str
+    kind: str = "Deployment"
+    api_version: str = "apps/v1"
+
+
+class _Trigger(_Wire):
+    type: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class _ScaledObjectSpec(_Wire):
+    scale_target_ref: _ScaleTarget
+    min_replica_count: int = 0
+    max_replica_count: int = 100
+    triggers: list[_Trigger] = Field(default_factory=list)
+
+
+class _Named(_Wire):
+    name: str
+
+
+class _ScaledObject(_Wire):
+    """What the agent reads of a keda.sh/v1alpha1 ScaledObject, with KEDA's defaults."""
+
+    metadata: _Named
+    spec: _ScaledObjectSpec
+
+
+class _ScaledObjectList(_Wire):
+    items: list[_ScaledObject]
+
+
+Scaler = tuple[str, str, AutoscalerInfo]  # the kind and name of the workload it targets, and the autoscaler
+TRIGGER_KEYS = ("queueName", "topic", "stream", "listName", "metricName", "query")
+
+
+def _trigger_text(trigger: _Trigger) -> str:
+    """A short phrase for what drives a ScaledObject; connection strings (`host`) and secrets are never shown."""
+    meta = trigger.metadata
+    if trigger.type == "rabbitmq":
+        queue, target = meta.get("queueName") or "?", meta.get("value") or meta.get("queueLength")
+        per = "messages/s published" if meta.get("mode") == "MessageRate" else "messages"
+        return f"rabbitmq queue {queue}" + (f" (target {target} {per} per replica)" if target else "")
+    if trigger.type == "cron":
+        zone = f" ({meta['timezone']})" if meta.get("timezone") else ""
+        return f"cron {meta.get('start', '?')} to {meta.get('end', '?')}{zone}"
+    key = next((k for k in TRIGGER_KEYS if meta.get(k)), None)
+    return trigger.type + (f" {key} {meta[key][:80]}" if key else "")
+
+
+def _target(kind: str, api_version: str | None) -> str:
+    """The workload kind a scaleTargetRef names; a kind of another API group (an operator's StatefulSet) never
+    matches a Deployment or StatefulSet."""
+    return kind if not api_version or api_version.startswith("apps/") else f"{api_version}/{kind}"
+
+
+def _scaled_object(item: _ScaledObject) -> Scaler:
+    spec, ref = item.spec, item.spec.scale_target_ref
+    trigger = ", ".join(_trigger_text(t) for t in spec.triggers)[:200] or None
+    return _target(ref.kind, ref.api_version), ref.name, AutoscalerInfo(
+        kind="ScaledObject", name=item.metadata.name, min_replicas=spec.min_replica_count,
+        max_replicas=spec.max_replica_count, trigger=trigger)
+
+
+def _metric_text(metric: Any) -> str:
+    source = metric.resource or metric.container_resource
+    if source is not None:
+        target = source.target
+        if target.average_utilization is not None:
+            return f"{source.name} utilization {target.average_utilization}%"
+        return f"{source.name} average {target.average_value or target.value}"
+    source = metric.external or metric.pods or metric.object
+    name = source.metric.name if source is not None and source.metric else "?"
+    return f"{(metric.type or 'metric').lower()} metric {name}"
+
+
+def _hpa(item: Any) -> Scaler | None:
+    """A V2HorizontalPodAutoscaler, or None for the one KEDA creates for a ScaledObject (the ScaledObject speaks)."""
+    meta, spec, status = item.metadata, item.spec, item.status
+    if any(ref.kind == "ScaledObject" for ref in meta.owner_references or []):
+        return None
+    trigger = ", ".join(_metric_text(m) for m in spec.metrics) if spec.metrics else "cpu utilization 80% (default)"
+    current = None if status is None else status.current_replicas or 0  # omitted on the wire at 0
+    ref = spec.scale_target_ref
+    return _target(ref.kind, ref.api_version), ref.name, AutoscalerInfo(
+        kind="HorizontalPodAutoscaler", name=meta.name, min_replicas=1 if spec.min_replicas is None
+        else spec.min_replicas, max_replicas=spec.max_replicas, current_replicas=current, trigger=trigger[:200])
 
 
 def _pod(item: Any) -> PodInfo:
@@ -123,13 +231,16 @@ def _pod(item: Any) -> PodInfo:
     return PodInfo(name=item.metadata.name, phase=status.phase or "Unknown", ready=ready,
                    restarts=sum(c.restart_count or 0 for c in containers), waiting_reason=waiting,
                    last_termination_reason=terminated, started_at=_utc(status.start_time), node=item.spec.node_name,
-                   ip=status.pod_ip, owner=_owning_deployment(item.metadata))
+                   ip=status.pod_ip, owner=_owning_workload(item.metadata))
 
 
-def _owning_deployment(meta: Any) -> str | None:
+def _owning_workload(meta: Any) -> str | None:
+    """The Deployment (through its ReplicaSet `<deployment>-<hash>`) or the StatefulSet that owns a pod."""
     for ref in meta.owner_references or []:
         if ref.kind == "ReplicaSet" and "-" in ref.name:
             return str(ref.name).rsplit("-", 1)[0]
+        if ref.kind == "StatefulSet":
+            return str(ref.name)
     return None
 
 
@@ -175,6 +286,14 @@ class KubernetesCluster:
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api_client)
 
+    @cached_property
+    def autoscaling(self) -> client.AutoscalingV2Api:
+        return client.AutoscalingV2Api(self.api_client)
+
+    @cached_property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api_client)
+
     def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         timeout = self.settings.timeout_seconds
         try:
@@ -194,17 +313,72 @@ class KubernetesCluster:
             return sorted(item.metadata.name for item in items if item.metadata and item.metadata.name)
 
     def list_deployments(self, namespace: str) -> list[DeploymentInfo]:
+        """Deployments and StatefulSets. StatefulSets the account may not list (403) are left out, with a warning."""
         with _well_formed("deployments"):
             items = self._call(self.apps.list_namespaced_deployment, namespace).items
-            return sorted((_deployment(item) for item in items), key=lambda d: d.name)
+            workloads = [_workload(item) for item in items]
+        try:
+            with _well_formed("statefulsets"):
+                sets = self._call(self.apps.list_namespaced_stateful_set, namespace).items
+                workloads += [_workload(item, "StatefulSet") for item in sets]
+        except AuthFailed as exc:
+            logger.warning("StatefulSets in %s are not listed: %s", namespace, exc.message)
+        return self._with_autoscalers(namespace, sorted(workloads, key=lambda d: (d.name, d.kind)))
 
     def read_deployment(self, namespace: str, name: str) -> DeploymentInfo:
+        """The Deployment of that name, else the StatefulSet of that name; NotFound when neither exists."""
         try:
             with _well_formed("a deployment"):
-                return _deployment(self._call(self.apps.read_namespaced_deployment, name, namespace))
+                info = _workload(self._call(self.apps.read_namespaced_deployment, name, namespace))
         except NotFound as exc:
-            raise NotFound(f'deployments.apps "{name}" not found in namespace {namespace!r}',
-                           hints=["call get_deployment without a name to list the namespace's deployments"]) from exc
+            info = self._read_statefulset(namespace, name, exc)
+        return self._with_autoscalers(namespace, [info])[0]
+
+    def _read_statefulset(self, namespace: str, name: str, missing: NotFound) -> DeploymentInfo:
+        hints = ["call get_deployment without a name to list the namespace's deployments"]
+        try:
+            with _well_formed("a statefulset"):
+                return _workload(self._call(self.apps.read_namespaced_stateful_set, name, namespace), "StatefulSet")
+        except NotFound:
+            pass
+        except AuthFailed as exc:
+            hints.append(f"no StatefulSet could be checked: {exc.message}")
+        raise NotFound(f'deployments.apps "{name}" not found in namespace {namespace!r}', hints=hints) from missing
+
+    def _with_autoscalers(self, namespace: str, workloads: list[DeploymentInfo]) -> list[DeploymentInfo]:
+        """Attach to each workload the ScaledObject, else the HPA, that targets it."""
+        if not workloads:
+            return workloads
+        scalers: list[Scaler] = []
+        gaps: list[str] = []
+        for what, read in (("ScaledObjects", self._scaled_objects), ("HorizontalPodAutoscalers", self._hpas)):
+            try:
+                scalers += read(namespace)
+            except NotFound:
+                pass  # the API is not served (KEDA not installed): there are none
+            except SourceError as exc:
+                gaps.append(f"{what} could not be read: {exc.message}")
+        gap = "; ".join(gaps) or None
+        if gap:
+            logger.warning("autoscalers in %s are unknown: %s", namespace, gap)
+        attached = []
+        for info in workloads:
+            scaler = next((s for kind, name, s in scalers if (kind, name) == (info.kind, info.name)), None)
+            if scaler is not None and scaler.kind == "ScaledObject":
+                scaler = scaler.model_copy(update={"current_replicas": info.desired})
+            attached.append(info.model_copy(update={"autoscaler": scaler, "autoscaler_gap": gap}))
+        return attached
+
+    def _scaled_objects(self, namespace: str) -> list[Scaler]:
+        with _well_formed("ScaledObjects"):
+            body = self._call(self.custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", namespace,
+                              "scaledobjects")
+            return [_scaled_object(item) for item in _ScaledObjectList.model_validate(body).items]
+
+    def _hpas(self, namespace: str) -> list[Scaler]:
+        with _well_formed("HorizontalPodAutoscalers"):
+            items = self._call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace).items
+            return [scaler for scaler in map(_hpa, items) if scaler is not None]
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[PodInfo]:
         query = {"label_selector": _selector(selector)} if selector else {}

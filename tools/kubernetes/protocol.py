@@ -57,6 +57,8 @@ class DeploymentInfo(BaseModel):
     revision: int | None = None
     created: datetime | None = None
     autoscaler: AutoscalerInfo | None = None
+    autoscaler_gap: str | None = Field(None, description="why no autoscaler may be known although one exists: the "
+                                                         "HPAs or ScaledObjects could not be read (e.g. RBAC 403)")
 
 
 class KubeEvent(BaseModel):

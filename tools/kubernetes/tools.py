@@ -52,6 +52,8 @@ class DeploymentDetail(BaseModel):
     conditions: list[Condition]
     last_scaled: ScaleChange | None = Field(description="the latest scaling in the last hour (older: list_events)")
     autoscaler: AutoscalerInfo | None = Field(None, description="the HPA or ScaledObject that sets its replicas")
+    autoscaler_gap: str | None = Field(None, description="why any autoscaler could not be read (e.g. forbidden): "
+                                                         "it may exist although none is shown")
     pods: list[PodInfo]
     events: list[EventLine] = Field(description="events of the last hour: the workload, its replica sets, pods "
                                                 "and autoscaler")
@@ -159,7 +161,8 @@ def get_deployment(
         namespace=namespace, name=name, desired=info.desired, ready=info.ready, available=info.available,
         updated=info.updated, unavailable=info.unavailable, images=info.images, labels=info.labels,
         annotations={k: v[:200] for k, v in info.annotations.items()}, conditions=info.conditions,
-        last_scaled=last_scaled, autoscaler=info.autoscaler, pods=pods, events=[_line(e) for e in events[-10:]])
+        last_scaled=last_scaled, autoscaler=info.autoscaler, autoscaler_gap=info.autoscaler_gap, pods=pods,
+        events=[_line(e) for e in events[-10:]])
 
 
 SCALE_REASONS = ("ScalingReplicaSet", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
