@@ -11,7 +11,8 @@ import typer
 from agent.cli.common import err, friendly_errors, out
 from agent.cli.render import render_audit
 from agent.remediation.approvals import ApprovalStore
-from agent.remediation.audit import AuditLog
+from agent.remediation.audit import open_audit
+from agent.remediation.database import store_url
 from agent.remediation.errors import ApprovalNotFound
 from agent.remediation.paths import data_dir
 
@@ -24,16 +25,17 @@ def audit(
     """Show the chain of proposals, approvals, rejections, executions (with dry runs) and verifications."""
     with friendly_errors():
         folder = data_dir()
-        log = AuditLog(folder / "audit.jsonl")
-        if approval and (folder / "approvals.sqlite").exists():
+        log = open_audit(folder)
+        local = folder / "approvals.sqlite"
+        if approval and (local.exists() or not store_url(local).startswith("sqlite")):
             with contextlib.suppress(ApprovalNotFound):  # refusals can name ids the store never issued
-                approval = ApprovalStore(folder / "approvals.sqlite", audit=log).get(approval).id
+                approval = ApprovalStore(local, audit=log).get(approval).id
         records = log.read(approval_id=approval, run_id=run)
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
     elif not records:
         wanted = " and ".join(f"{k} {v}" for k, v in (("run", run), ("approval", approval)) if v)
-        err.print(f"no audit records{' for ' + wanted if wanted else ''} in {log.path}", markup=False,
+        err.print(f"no audit records{' for ' + wanted if wanted else ''} in {log.where}", markup=False,
                   highlight=False)
     else:
         for line in render_audit(records):

@@ -1,4 +1,5 @@
-"""Durable approvals in SQLite. Every state change is one conditional UPDATE, so races have exactly one winner.
+"""Durable approvals in the store's database (`database.py`: SQLite alone, PostgreSQL shared). Every state change
+is one conditional UPDATE, so races have exactly one winner, within one process or across replicas.
 
     pending ──approve──▶ approved ──claim──▶ executing ──▶ executed | failed | stale
        │                    │
@@ -14,8 +15,6 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,14 +22,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from agent.remediation.approval_schema import SCHEMA, migrate
-from agent.remediation.audit import AuditEvent, AuditLog
+from agent.remediation.audit import AuditEvent, AuditLog, audit_for
 from agent.remediation.binding import approval_seal, proposal_digest, same
+from agent.remediation.database import describe, engine_for, store_url
 from agent.remediation.errors import ApprovalExpired, ApprovalNotFound, ApprovalStateError, StoreError
 from agent.remediation.models import ActuatorResult, TargetState, VerifyTarget
 from agent.remediation.paths import data_dir
+from agent.remediation.tables import approvals as table
 from agent.verdict import Action
+from tools.redaction import redact
 from tools.timerange import Clock, system_clock
 
 ApprovalStatus = Literal["pending", "approved", "executing", "executed", "rejected", "expired", "stale", "failed"]
@@ -129,44 +132,33 @@ def _dump(model: BaseModel | None) -> str | None:
 class ApprovalStore:
     def __init__(self, path: str | Path | None = None, *, audit: AuditLog | None = None,
                  clock: Clock = system_clock) -> None:
+        """`path`: the local SQLite file (default `<data>/approvals.sqlite`), unless SRE_AGENT_DATABASE_URL names
+        the shared database. The audit log lives beside the approvals: in the same database when it is shared."""
         self.path = Path(path) if path is not None else data_dir() / "approvals.sqlite"
-        self.audit = audit if audit is not None else AuditLog(self.path.parent / "audit.jsonl")
+        self.url = store_url(self.path)
+        self.where = describe(self.url)
+        self.engine = engine_for(self.url)
+        self.audit = audit if audit is not None else audit_for(self.url, self.engine, self.path.parent)
         self.clock = clock
-        self._init_lock = threading.Lock()
-        self._init()
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[Connection]:
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open approvals database {self.path}: {exc}") from None
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=FULL")
-            yield conn
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"approvals database {self.path}: {exc}",
-                             hints=["is this file an approvals database? set SRE_AGENT_DATA to another folder"]
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            original = getattr(exc, "orig", None)
+            reason = redact(str(original if original is not None else exc).splitlines()[0])
+            raise StoreError(f"approvals database {self.where}: {reason}",
+                             hints=["is this an approvals database? set SRE_AGENT_DATA to another folder"]
                              ) from None
-        finally:
-            conn.close()
-
-    def _init(self) -> None:
-        with self._init_lock:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create {self.path.parent}: {exc.strerror}") from None
-            with self._connect() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SCHEMA)
-                migrate(conn, self.path)
 
     @staticmethod
-    def _record(row: sqlite3.Row) -> ApprovalRecord:
+    def _record(row: RowMapping) -> ApprovalRecord:
         data: dict[str, Any] = dict(row)
         return ApprovalRecord.model_validate({
             **data,
@@ -186,17 +178,13 @@ class ApprovalStore:
 
     def _update(self, approval_id: str, assignments: dict[str, Any], where_status: tuple[str, ...],
                 unexpired_at: datetime | None = None, unset: str | None = None) -> bool:
-        sets = ", ".join(f"{column} = ?" for column in assignments)
-        marks = ", ".join("?" for _ in where_status)
-        sql = f"UPDATE approvals SET {sets} WHERE id = ? AND status IN ({marks})"
+        statement = update(table).where(table.c.id == approval_id, table.c.status.in_(where_status))
         if unset is not None:  # a column only the first writer may set: exactly one wins a race
-            sql += f" AND {unset} IS NULL"
-        params: list[Any] = [*assignments.values(), approval_id, *where_status]
+            statement = statement.where(table.c[unset].is_(None))
         if unexpired_at is not None:
-            sql += " AND expires_at > ?"
-            params.append(_ts(unexpired_at))
+            statement = statement.where(table.c.expires_at > _ts(unexpired_at))
         with self._connect() as conn:
-            return conn.execute(sql, params).rowcount == 1
+            return conn.execute(statement.values(**assignments)).rowcount == 1
 
     # ---- reading ----------------------------------------------------------------------------------------
 
@@ -204,9 +192,9 @@ class ApprovalStore:
         """One record by id (or by a unique prefix of at least 4 characters)."""
         key = (approval_id or "").strip()
         with self._connect() as conn:
-            row = conn.execute("SELECT * FROM approvals WHERE id = ?", (key,)).fetchone()
+            row = conn.execute(select(table).where(table.c.id == key)).mappings().first()
             if row is None and len(key) >= 4 and key.isalnum():
-                rows = conn.execute("SELECT * FROM approvals WHERE id LIKE ?", (key + "%",)).fetchmany(2)
+                rows = conn.execute(select(table).where(table.c.id.startswith(key)).limit(2)).mappings().all()
                 row = rows[0] if len(rows) == 1 else None
         if row is None:
             pending = [r.id for r in self.list(status="pending")][:5]
@@ -215,13 +203,13 @@ class ApprovalStore:
         return self._record(row)
 
     def list(self, *, status: ApprovalStatus | None = None, run_id: str | None = None) -> list[ApprovalRecord]:
-        sql, params = "SELECT * FROM approvals WHERE 1=1", builtins.list[str]()
+        statement = select(table)
         if status is not None:
-            sql, params = sql + " AND status = ?", [*params, status]
+            statement = statement.where(table.c.status == status)
         if run_id is not None:
-            sql, params = sql + " AND run_id = ?", [*params, run_id]
+            statement = statement.where(table.c.run_id == run_id)
         with self._connect() as conn:
-            rows = conn.execute(sql + " ORDER BY requested_at, id", params).fetchall()
+            rows = conn.execute(statement.order_by(table.c.requested_at, table.c.id)).mappings().all()
         return [self._record(row) for row in rows]
 
     # ---- transitions --------------------------------------------------------------------------------------
@@ -245,25 +233,21 @@ class ApprovalStore:
             record.digest = proposal_digest(record.bound_fields())
             try:
                 with self._connect() as conn:
-                    conn.execute(
-                        "INSERT INTO approvals (id, run_id, action, command, evidence_summary, expected_effect, "
-                        "dry_run, snapshot, verify, proposer, requested_at, expires_at, status, approvers, policy, "
-                        "cluster, needs, identity, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "?, ?)",
-                        (record.id, run_id, action.model_dump_json(), command, evidence_summary, expected_effect,
-                         _dump(dry_run), snapshot.model_dump_json(), _dump(verify), proposer, _ts(now),
-                         _ts(record.expires_at), "pending", json.dumps(record.approvers), policy, cluster,
-                         str(needs), identity, record.digest))
-            except StoreError as exc:
-                if "UNIQUE" in exc.message:
-                    continue
-                raise
+                    conn.execute(insert(table).values(
+                        id=record.id, run_id=run_id, action=action.model_dump_json(), command=command,
+                        evidence_summary=evidence_summary, expected_effect=expected_effect, dry_run=_dump(dry_run),
+                        snapshot=snapshot.model_dump_json(), verify=_dump(verify), proposer=proposer,
+                        requested_at=_ts(now), expires_at=_ts(record.expires_at), status="pending",
+                        approvers=json.dumps(record.approvers), policy=policy, cluster=cluster, needs=str(needs),
+                        identity=identity, digest=record.digest))
+            except IntegrityError:
+                continue  # the id was taken: draw another
             self._audit("proposed", record, proposer,
                         f"proposed {command}; awaiting approval until {_ts(record.expires_at)}",
                         {"evidence_summary": evidence_summary, "expected_effect": expected_effect,
                          "snapshot": snapshot.model_dump(), "dry_run": dry_run.model_dump() if dry_run else None})
             return record
-        raise StoreError(f"{self.path}: could not allocate a unique approval id")  # pragma: no cover
+        raise StoreError(f"{self.where}: could not allocate a unique approval id")  # pragma: no cover
 
     def approve(self, approval_id: str, approver: str) -> ApprovalRecord:
         record = self.get(approval_id)
@@ -358,9 +342,8 @@ class ApprovalStore:
         """Mark every pending or approved record past its expiry as expired (audited). Returns those records."""
         now = self.clock()
         with self._connect() as conn:
-            ids = [row["id"] for row in conn.execute(
-                "SELECT id FROM approvals WHERE status IN ('pending', 'approved') AND expires_at <= ?",
-                (_ts(now),)).fetchall()]
+            ids = conn.execute(select(table.c.id).where(table.c.status.in_(("pending", "approved")),
+                                                        table.c.expires_at <= _ts(now))).scalars().all()
         return [record for approval_id in ids if (record := self._expire(approval_id, now)) is not None]
 
     def _expire(self, approval_id: str, now: datetime) -> ApprovalRecord | None:

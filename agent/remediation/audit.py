@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent.remediation.errors import StoreError
 from agent.remediation.paths import data_dir
@@ -42,8 +44,11 @@ class AuditRecord(BaseModel):
 
 
 class AuditLog:
+    """The local audit log: a JSON Lines file beside the local approvals database."""
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else data_dir() / "audit.jsonl"
+        self.where = str(self.path)
         self._lock = threading.Lock()
 
     def append(self, record: AuditRecord) -> AuditRecord:
@@ -127,3 +132,56 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class DatabaseAuditLog(AuditLog):
+    """The shared audit log: the `audit` table of the shared database, one row per record, in commit order."""
+
+    def __init__(self, engine: Engine, where: str) -> None:
+        self.engine, self.where = engine, f"{where} (table audit)"
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        from agent.remediation.tables import audit
+
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(audit).values(ts=record.ts.isoformat(), event=record.event,
+                                                  approval_id=record.approval_id, run_id=record.run_id,
+                                                  record=record.model_dump_json()))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot append to the audit log in {self.where}: {str(exc).splitlines()[0]}") from None
+        return record
+
+    def read(self, *, approval_id: str | None = None, run_id: str | None = None,
+             event: AuditEvent | None = None) -> list[AuditRecord]:
+        from agent.remediation.tables import audit
+
+        statement = select(audit.c.record).order_by(audit.c.seq)
+        for column, value in (("approval_id", approval_id), ("run_id", run_id), ("event", event)):
+            if value is not None:
+                statement = statement.where(audit.c[column] == value)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(statement).scalars().all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the audit log in {self.where}: {str(exc).splitlines()[0]}") from None
+        return [AuditRecord.model_validate_json(row) for row in rows]
+
+
+def audit_for(url: str, engine: Engine, folder: Path) -> AuditLog:
+    """The audit log that goes with the approvals at `url`: the shared table, or the local file in `folder`."""
+    if url.startswith("sqlite"):
+        return AuditLog(folder / "audit.jsonl")
+    from agent.remediation.database import describe
+
+    return DatabaseAuditLog(engine, describe(url))
+
+
+def open_audit(folder: Path | None = None) -> AuditLog:
+    """The audit log this process writes: the shared database's when SRE_AGENT_DATABASE_URL is set, else
+    `<data>/audit.jsonl`."""
+    from agent.remediation.database import engine_for, store_url
+
+    folder = folder or data_dir()
+    url = store_url(folder / "approvals.sqlite")
+    return AuditLog(folder / "audit.jsonl") if url.startswith("sqlite") else audit_for(url, engine_for(url), folder)

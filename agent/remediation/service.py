@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent.remediation.actuator import Actuator, inverse_action
 from agent.remediation.approvals import ApprovalRecord, ApprovalStore
-from agent.remediation.audit import AuditLog, AuditRecord
+from agent.remediation.audit import AuditRecord
 from agent.remediation.errors import ApprovalStateError, PolicyRefused, ProposalRefused, RemediationError
 from agent.remediation.executor import ExecutionResult, Executor
 from agent.remediation.models import QueueRef, TargetState, VerifyTarget
@@ -36,8 +36,8 @@ class Remediator:
                  waiter: Waiter | None = None) -> None:
         folder = Path(data) if data is not None else data_dir()
         self.policy = policy or load_policy()
-        self.audit = store.audit if store is not None else AuditLog(folder / "audit.jsonl")
-        self.store = store or ApprovalStore(folder / "approvals.sqlite", audit=self.audit, clock=clock)
+        self.store = store or ApprovalStore(folder / "approvals.sqlite", clock=clock)
+        self.audit = self.store.audit
         self._actuator = actuator
         self._executor = Executor(self.store, actuator, self.policy)
         self.waiter: Waiter = waiter or SleepWaiter()

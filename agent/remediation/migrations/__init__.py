@@ -1,0 +1,1 @@
+"""Alembic migrations of the shared store (run by `agent.remediation.database.upgrade`, never by hand)."""
