@@ -171,3 +171,40 @@ def test_ask_live_with_only_rabbitmq_url_names_what_it_could_not_check(
     assert sorted(line.split(" ")[0] for line in verdict["limitations"]) == ["Datadog", "Kubernetes"]
     assert all("not configured" in line for line in verdict["limitations"])
     assert PASSWORD not in result.output
+
+
+def test_a_consumer_that_gives_back_every_message_and_the_dead_letter_queue(channel: Any, sources: Sources) -> None:
+    """Against the real broker: a queue dead-lettering to another through the default exchange, and a consumer
+    that rejects every third message (dead-lettered) and gives the rest back (requeued, forever): redeliveries
+    without acks, and dead letters in the other queue."""
+    channel.queue_declare(queue="refunds.dlq")
+    channel.queue_declare(queue="refunds", arguments={"x-dead-letter-exchange": "",
+                                                      "x-dead-letter-routing-key": "refunds.dlq"})
+    for index in range(30):
+        channel.basic_publish(exchange="", routing_key="refunds", body=f'{{"id": {index}}}'.encode())
+
+    def give_back(chan: Any, method: Any, _properties: Any, body: bytes) -> None:
+        if int(body.decode().split(": ")[1].rstrip("}")) % 3 == 0:
+            chan.basic_reject(method.delivery_tag, requeue=False)
+        else:
+            chan.basic_nack(method.delivery_tag, requeue=True)
+
+    channel.basic_qos(prefetch_count=5)
+    tag = channel.basic_consume("refunds", give_back)
+    toolbox = default_toolbox()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            channel.connection.process_data_events(time_limit=0.5)
+            data = toolbox.call(sources, "get_queue_stats", {"queue": "refunds"}).data()
+            if (data.get("redeliver_rate") or 0) > 0 or time.monotonic() > deadline:
+                break
+    finally:
+        channel.basic_cancel(tag)
+    assert data["dead_letters_to"] == "queue refunds.dlq"
+    assert data["redeliver_rate"] > 0 and not data["ack_rate"]
+    assert "dead letters go to queue refunds.dlq" in data["summary"] and "none is acked" in data["summary"]
+    dlq = poll(toolbox, sources, lambda d: d["messages"] > 0, queue="refunds.dlq")
+    assert dlq["messages"] > 0  # requeued messages go back to the head: which ones are rejected depends on order
+    table = toolbox.call(sources, "get_queue_stats", {}).data()
+    assert {r["queue"]: r.get("dead_letters_to") for r in table["queues"]}["refunds"] == "queue refunds.dlq"

@@ -139,10 +139,19 @@ def _samples(raw: list[dict[str, Any]], messages: int, now: datetime | None) -> 
     return [(t, v) for t, v in samples if t < now] + [(now, messages)]
 
 
+def _dead_letter(raw: dict[str, Any], key: str) -> str | None:
+    """A dead-letter setting: the queue's x-argument wins over its policy's (RabbitMQ's own precedence)."""
+    arguments, policy = raw.get("arguments") or {}, raw.get("effective_policy_definition") or {}
+    value = arguments.get(f"x-{key}", policy.get(key))
+    return None if value is None else str(value)
+
+
 def _queue(raw: dict[str, Any], samples: list[tuple[datetime, int]] | None = None) -> QueueInfo:
     stats = raw.get("message_stats") or {}
     utilisation = raw.get("consumer_utilisation", raw.get("consumer_capacity"))
     return QueueInfo(
+        redeliver_rate=_rate(stats, "redeliver"), dead_letter_exchange=_dead_letter(raw, "dead-letter-exchange"),
+        dead_letter_routing_key=_dead_letter(raw, "dead-letter-routing-key"),
         vhost=raw["vhost"], name=raw["name"], messages=raw.get("messages") or 0,
         ready=raw.get("messages_ready") or 0, unacked=raw.get("messages_unacknowledged") or 0,
         consumers=raw.get("consumers") or 0, consumer_utilisation=utilisation,

@@ -19,6 +19,12 @@ class QueueInfo(BaseModel):
     publish_rate: float | None = None
     deliver_rate: float | None = None
     ack_rate: float | None = None
+    redeliver_rate: float | None = Field(None, description="messages delivered again after a consumer gave them "
+                                                           "back (nack/reject with requeue, or a lost channel)")
+    dead_letter_exchange: str | None = Field(None, description="where rejected or expired messages go (queue "
+                                                               "argument x-dead-letter-exchange, else the policy's; "
+                                                               "'' is the default exchange)")
+    dead_letter_routing_key: str | None = None
     depth_rate: float | None = None
     idle_since: datetime | None = None
     durable: bool = False

@@ -44,6 +44,9 @@ class QueueStats(BaseModel):
     publish_rate: float | None
     deliver_rate: float | None
     ack_rate: float | None
+    redeliver_rate: float | None = Field(None, description="deliveries of messages a consumer gave back: near the "
+                                                           "deliver rate with no acks, consumers fail every message")
+    dead_letters_to: str | None = Field(None, description="where the queue's rejected or expired messages go")
     idle_since: str | None
     consumed_by: list[ConsumerRef] | None = Field(
         None, description="workloads whose pods hold this queue's consumers (matched by pod IP); None if unknown")
@@ -62,6 +65,7 @@ class QueueRow(BaseModel):
     publish_rate: float | None
     deliver_rate: float | None
     ack_rate: float | None = None
+    dead_letters_to: str | None = None
 
 
 class QueueTable(BaseModel):
@@ -86,6 +90,17 @@ def consuming_workloads(sources: Sources, hosts: list[str]) -> tuple[list[Consum
         return None, 0
     refs = [ConsumerRef(namespace=ns, name=name, consumers=count) for (ns, name), count in found.most_common()]
     return refs, sum(wanted.values())
+
+
+def dead_letter_target(q: QueueInfo) -> str | None:
+    """Where a queue's dead letters go, in words: the default exchange routes them to the queue its routing key
+    names."""
+    exchange, key = q.dead_letter_exchange, q.dead_letter_routing_key
+    if exchange is None:
+        return None
+    if exchange == "":
+        return f"queue {key}" if key else None
+    return f"exchange {exchange}" + (f" (routing key {key})" if key else "")
 
 
 def _needs_attention(q: QueueInfo) -> bool:
@@ -124,7 +139,8 @@ def get_queue_stats(
     if queue is None:
         infos = sorted(sources.broker.list_queues(vhost), key=lambda q: (-q.messages, q.vhost, q.name))
         rows = [QueueRow(vhost=q.vhost, queue=q.name, messages=q.messages, unacked=q.unacked, consumers=q.consumers,
-                         publish_rate=q.publish_rate, deliver_rate=q.deliver_rate, ack_rate=q.ack_rate)
+                         publish_rate=q.publish_rate, deliver_rate=q.deliver_rate, ack_rate=q.ack_rate,
+                         dead_letters_to=dead_letter_target(q))
                 for q in infos[:MAX_QUEUES]]
         stalled = [q for q in infos if _needs_attention(q)]
         attention = [q.name for q in stalled]
@@ -153,6 +169,10 @@ def get_queue_stats(
     summary = (f"{queue}: {info.messages} messages ({info.ready} ready, {info.unacked} unacked), "
                f"{info.consumers} consumers; publish {info.publish_rate}/s, deliver {info.deliver_rate}/s, "
                f"ack {info.ack_rate}/s")
+    if info.redeliver_rate:
+        summary += f"; redeliver {info.redeliver_rate}/s"
+        if not info.ack_rate and (info.deliver_rate or 0) > 0:
+            summary += " (consumers give back every message: none is acked)"
     if info.consumer_utilisation is not None:
         summary += f"; consumer utilisation {info.consumer_utilisation:.0%}"
     if trend:
@@ -161,6 +181,9 @@ def get_queue_stats(
         summary += "; consumed by " + ", ".join(f"{c.kind} {c.ref()} ({c.consumers})" for c in consumed_by)
     if unmatched:
         summary += f"; {unmatched} consumer(s) match no pod"
+    target = dead_letter_target(info)
+    if target:
+        summary += f"; dead letters go to {target}"
     if info.idle_since:
         summary += f"; idle since {hhmm(info.idle_since)}"
     if alarms:
@@ -171,5 +194,6 @@ def get_queue_stats(
         summary=summary, vhost=vhost, queue=queue, as_of=iso(now) or "", messages=info.messages, ready=info.ready,
         unacked=info.unacked, consumers=info.consumers, consumer_utilisation=info.consumer_utilisation,
         publish_rate=info.publish_rate, deliver_rate=info.deliver_rate, ack_rate=info.ack_rate,
-        idle_since=iso(info.idle_since), consumed_by=consumed_by, unmatched_consumers=unmatched, alarms=alarms,
-        depth_trend=trend, depth_samples=[v for _, v in info.depth_samples])
+        redeliver_rate=info.redeliver_rate, dead_letters_to=target, idle_since=iso(info.idle_since),
+        consumed_by=consumed_by, unmatched_consumers=unmatched, alarms=alarms, depth_trend=trend,
+        depth_samples=[v for _, v in info.depth_samples])
