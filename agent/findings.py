@@ -26,11 +26,32 @@ def stuck_consumers(queue: dict[str, Any]) -> bool:
     nothing while messages wait, or cannot take the waiting messages (consumer utilisation well below 100 % with
     a backlog ready). Restarting their pods releases the held messages; more replicas leave them held."""
     consumers, unacked, ready = queue.get("consumers") or 0, queue.get("unacked") or 0, queue.get("ready") or 0
-    if not consumers or not unacked:
+    if not consumers or not unacked or gives_back_every_message(queue):  # churning, not holding
         return False
     utilisation = queue.get("consumer_utilisation")
     idle = not (queue.get("ack_rate") or 0) and (utilisation in (0, 0.0, None) or ready > 0)
     return idle or (ready > 0 and utilisation is not None and utilisation < STUCK_UTILISATION)
+
+
+def unconsumed(queue: dict[str, Any]) -> bool:
+    """A queue's get_queue_stats detail shows work nobody takes: no consumer while messages wait or arrive. A
+    dead-letter queue is the exception: it has no consumer by design (whether it grows is what matters)."""
+    return (not queue.get("consumers") and bool(queue.get("messages") or queue.get("publish_rate"))
+            and not queue.get("dead_letters_from"))
+
+
+def dead_letter_queues(rows: list[dict[str, Any]]) -> set[str]:
+    """The queues of a get_queue_stats table that other queues dead-letter into (through the default exchange)."""
+    return {str(row["dead_letters_to"]).removeprefix("queue ") for row in rows
+            if str(row.get("dead_letters_to") or "").startswith("queue ")}
+
+
+def gives_back_every_message(queue: dict[str, Any]) -> bool:
+    """Consumers attached and receiving, acking nothing, and the broker redelivering what they give back: they fail
+    every message (a poison message, a broken dependency, a bad release). Restarts and more replicas change nothing
+    until the cause in their own error lines is fixed."""
+    return (bool(queue.get("consumers")) and (queue.get("deliver_rate") or 0) > 0 and not queue.get("ack_rate")
+            and (queue.get("redeliver_rate") or 0) > 0)
 
 
 TIMEOUT = re.compile(r"deadline exceeded|timed? ?out|timeout|504", re.IGNORECASE)

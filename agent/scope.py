@@ -199,7 +199,7 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
             refs = [c for c in data.get("consumed_by") or [] if isinstance(c, dict)]
             consumers |= {(c["namespace"], data["queue"]) for c in refs}
             consuming |= {(c["namespace"], c["name"], data["queue"]) for c in refs}
-            if not data.get("consumers") and data.get("messages"):
+            if not data.get("consumers") and data.get("messages") and not data.get("dead_letters_from"):
                 starved.add(data["queue"])
         if tool == "search_logs":
             samples += [line for line in data.get("samples") or [] if isinstance(line, dict)]

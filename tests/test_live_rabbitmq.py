@@ -20,7 +20,7 @@ from tools.toolkit import Sources
 
 URL = "http://127.0.0.1:15672"
 USER = PASSWORD = "guest"
-RECORDED_AT = datetime(2026, 11, 30, 5, 15, 58, tzinfo=UTC)
+RECORDED_AT = datetime(2026, 12, 3, 17, 2, 56, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -33,13 +33,14 @@ def test_queue_without_consumers_with_depth_history(broker: RabbitMQManagement) 
     with played("rabbitmq", "real_queue_no_consumer"):
         queue = broker.get_queue("/", "invoice-jobs", 900)
         assert broker.alarms() == []
+        assert [q.name for q in broker.list_queues("/")] == ["invoice-jobs", "orders-dispatch"]
     assert (queue.vhost, queue.name, queue.messages, queue.ready, queue.unacked, queue.consumers) == (
         "/", "invoice-jobs", 3, 3, 0, 0)
     assert (queue.durable, queue.state, queue.publish_rate, queue.deliver_rate) == (True, "running", 0.0, 0.0)
-    assert queue.idle_since == datetime(2026, 11, 30, 5, 15, 57, 862000, tzinfo=UTC)
+    assert queue.idle_since == datetime(2026, 12, 3, 17, 2, 55, 966000, tzinfo=UTC)
     times = [t for t, _ in queue.depth_samples]
     assert times == sorted(times) and len(times) == 21 and times[-1] - times[0] < timedelta(seconds=900)
-    assert queue.depth_samples[-2:] == [(RECORDED_AT - timedelta(seconds=13), 0), (RECORDED_AT, 3)]
+    assert queue.depth_samples[-2:] == [(RECORDED_AT - timedelta(seconds=41), 0), (RECORDED_AT, 3)]
 
 
 def test_missing_queue_is_not_found_listing_the_vhost(broker: RabbitMQManagement) -> None:
@@ -99,7 +100,7 @@ def test_queue_tool_runs_unchanged_over_live_rabbitmq(broker: RabbitMQManagement
         stats = toolbox.call(sources, "get_queue_stats", {"queue": "invoice-jobs"})
     assert stats.ok, stats.text()
     data = stats.data()
-    assert (data["messages"], data["consumers"], data["idle_since"]) == (3, 0, "2026-11-30T05:15:57Z")
+    assert (data["messages"], data["consumers"], data["idle_since"]) == (3, 0, "2026-12-03T17:02:55Z")
     assert data["summary"].endswith("NO CONSUMER: messages are accumulating and nothing processes them")
     assert (data["depth_trend"]["last"], data["depth_trend"]["direction"]) == (3.0, "rising")
     with played("rabbitmq", "legacy_list_queues"):

@@ -139,6 +139,7 @@ def test_record_cassette(channel: Any, rabbit_node: RabbitNode) -> None:
     with recorder.use_cassette(str(CASSETTES / "real_queue_no_consumer.yaml")):
         broker.get_queue("/", RECORDED_QUEUE, 900)
         broker.alarms()
+        broker.list_queues("/")  # the queue tool asks which queues dead-letter into this one
     with recorder.use_cassette(str(CASSETTES / "real_queue_not_found.yaml")), pytest.raises(NotFound):
         broker.get_queue("/", "invoice-job")
     intruder = RabbitMQManagement(settings.model_copy(update={"rabbitmq_password": SecretStr("wrong")}))
@@ -206,5 +207,9 @@ def test_a_consumer_that_gives_back_every_message_and_the_dead_letter_queue(chan
     assert "dead letters go to queue refunds.dlq" in data["summary"] and "none is acked" in data["summary"]
     dlq = poll(toolbox, sources, lambda d: d["messages"] > 0, queue="refunds.dlq")
     assert dlq["messages"] > 0  # requeued messages go back to the head: which ones are rejected depends on order
+    assert dlq["dead_letters_from"] == ["refunds"] and "NO CONSUMER" not in dlq["summary"]
+    assert "dead-letter queue of refunds" in dlq["summary"]
     table = toolbox.call(sources, "get_queue_stats", {}).data()
     assert {r["queue"]: r.get("dead_letters_to") for r in table["queues"]}["refunds"] == "queue refunds.dlq"
+    assert "refunds.dlq" not in table["attention"]  # a dead-letter queue has no consumer by design
+    assert "dead-letter queues (no consumer by design): refunds.dlq" in table["summary"]

@@ -202,3 +202,48 @@ def test_cli_bad_arguments_get_one_clear_line(args: list[str], message: str,
     monkeypatch.delenv("SRE_AGENT_PAGERDUTY_ROUTING_KEY", raising=False)
     result = CliRunner().invoke(app, ["watch", "--scenario", "incident-5", "--no-investigate", *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+class _Broker:
+    """A broker with a work queue whose consumer gives every message back, and its dead-letter queue."""
+
+    def __init__(self, dlq_depths: list[int]) -> None:
+        from tools.rabbitmq.protocol import QueueInfo
+
+        now = datetime(2025, 11, 9, 14, 47, 30, tzinfo=UTC)
+        self.queues = [
+            QueueInfo(vhost="/", name="refunds", messages=5, ready=0, unacked=5, consumers=1, publish_rate=0.5,
+                      deliver_rate=6.0, ack_rate=0.0, redeliver_rate=5.5, consumer_utilisation=1.0,
+                      dead_letter_exchange="", dead_letter_routing_key="refunds.dlq",
+                      depth_samples=[(now - timedelta(seconds=45 * (20 - i)), 5) for i in range(21)]),
+            QueueInfo(vhost="/", name="refunds.dlq", messages=dlq_depths[-1], ready=dlq_depths[-1], consumers=0,
+                      depth_samples=[(now - timedelta(seconds=45 * (len(dlq_depths) - 1 - i)), depth)
+                                     for i, depth in enumerate(dlq_depths)]),
+        ]
+
+    def list_queues(self, vhost: str | None = None) -> list[Any]:
+        return [q for q in self.queues if vhost in (None, q.vhost)]
+
+    def get_queue(self, vhost: str, name: str, history_seconds: int = 0) -> Any:
+        return next(q for q in self.queues if (q.vhost, q.name) == (vhost, name))
+
+    def alarms(self) -> list[str]:
+        return []
+
+
+def test_consumers_giving_every_message_back_and_a_growing_dead_letter_queue() -> None:
+    sources = replay_sources("incident-5-healthy")
+    sources.broker = _Broker(list(range(10, 31)))  # type: ignore[assignment]
+    found = {a.kind: a for a in sweep(sources).anomalies}
+    assert set(found) == {"failing_consumers", "dead_letters"}, found
+    assert "give every one back" in found["failing_consumers"].summary
+    assert "refunds" in found["dead_letters"].summary and found["dead_letters"].queues[0] == "refunds.dlq"
+
+
+def test_a_dead_letter_queue_that_holds_old_messages_is_quiet() -> None:
+    sources = replay_sources("incident-5-healthy")
+    broker = _Broker([30] * 21)
+    broker.queues[0] = broker.queues[0].model_copy(update={"redeliver_rate": 0.0, "ack_rate": 6.0, "unacked": 0})
+    sources.broker = broker  # type: ignore[assignment]
+    result = sweep(sources)
+    assert result.anomalies == [] and any("dead-letter queue" in line for line in result.quiet)

@@ -13,6 +13,7 @@ from agent.findings import (
     failing_upstream,
     mentioned_workloads,
     stuck_consumers,
+    unconsumed,
 )
 from agent.llm.conversation import Seen
 from agent.scope import EVERYTHING, Scope, investigation_order
@@ -72,7 +73,7 @@ class Reading:
         stalled = []
         for queue in self.interesting_queues():
             found = self.queue_stats(queue)
-            if found and found[1]["consumers"] == 0 and (found[1]["messages"] > 0 or (found[1]["publish_rate"] or 0)):
+            if found and unconsumed(found[1]):
                 stalled.append(queue)
         return stalled
 

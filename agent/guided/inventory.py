@@ -138,6 +138,8 @@ def suspects(observations: list[Observation], scope: Scope = EVERYTHING) -> list
 
 def _backlogged(queue: dict[str, Any]) -> bool:
     trend = queue.get("depth_trend") or {}
+    if queue.get("dead_letters_from"):  # a dead-letter queue: only its growth says something
+        return trend.get("direction") == "rising"
     return bool(queue.get("messages")) and (not queue.get("consumers") or trend.get("direction") == "rising")
 
 

@@ -10,6 +10,7 @@ from agent.coverage import unread_sources
 from agent.findings import (
     autoscaled_to_rest,
     broker_alarms,
+    dead_letter_queues,
     desired_history_query,
     failing_upstream,
     hung_dependency,
@@ -21,6 +22,7 @@ from agent.findings import (
     restore_replicas,
     serving_failure,
     stuck_consumers,
+    unconsumed,
 )
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
@@ -51,7 +53,8 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
             found.add("backlog")
         rows = obs.data.get("queues") or ([obs.data] if "queue" in obs.data else [])
-        if obs.tool == "get_queue_stats" and any(not row.get("consumers") for row in rows):
+        if obs.tool == "get_queue_stats" and any(not row.get("consumers") and row.get("queue") not in
+                                                 dead_letter_queues(rows) for row in rows):
             found.add("orphaned_queue")
     return found
 
@@ -139,8 +142,7 @@ def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING)
             continue
         if stuck_consumers(data) and any(scope.covers_workload(*r) for r in consumer_refs(data)):
             found.append(f"{data['queue']}: consumers stuck")
-        stalled = not data.get("consumers") and (data.get("messages") or data.get("publish_rate"))
-        if stalled and ((whole and zero) or missing_consumer(str(data["queue"]), [], zero)):
+        if unconsumed(data) and ((whole and zero) or missing_consumer(str(data["queue"]), [], zero)):
             found.append(f"{data['queue']}: no consumer")
     return found
 

@@ -16,6 +16,7 @@ from agent.findings import (
     autoscaled_to_rest,
     blamed_dependencies,
     broker_alarms,
+    gives_back_every_message,
     hung_dependency,
     intentional_pause,
     logs_errors,
@@ -45,7 +46,7 @@ class Anomaly:
 
     key: str
     kind: str  # no_consumer | stuck_consumers | falling_behind | broker_alarm | dependency_down |
-    # errors_after_rollout | unreadable
+    # errors_after_rollout | failing_consumers | dead_letters | unreadable
     summary: str
     namespaces: tuple[str, ...] = ()
     workloads: tuple[str, ...] = ()
@@ -139,8 +140,23 @@ def _queues(read: _Reader, zero: list[tuple[str, str]], known: dict[str, list[tu
         namespaces, workloads = tuple(dict.fromkeys(ns for ns, _ in refs)), tuple(n for _, n in refs)
         if refs:
             found.consumers[ref] = refs
-        if not detail.get("consumers"):
+        if detail.get("dead_letters_from"):
+            if still_rising(detail):
+                found.anomalies.append(Anomaly(
+                    f"dead_letters:{ref}", "dead_letters",
+                    f"dead-letter queue {place} keeps growing ({detail.get('messages')} held): the consumers of "
+                    f"{', '.join(detail['dead_letters_from'])} reject or let expire what they receive",
+                    queues=(row["queue"], *detail["dead_letters_from"]), grace_s=STUCK_GRACE_S))
+            else:
+                found.quiet.append(f"{place}: a dead-letter queue, no consumer by design, not growing")
+        elif not detail.get("consumers"):
             _no_consumer(read, detail, place, known.get(ref, []), zero, found)
+        elif gives_back_every_message(detail):
+            found.anomalies.append(Anomaly(
+                f"failing_consumers:{ref}", "failing_consumers",
+                f"queue {place}: its {detail['consumers']} consumer(s) receive messages and give every one back "
+                f"(redeliver {detail.get('redeliver_rate')}/s, no acks)",
+                namespaces=namespaces, workloads=workloads, queues=(row["queue"],), grace_s=STUCK_GRACE_S))
         elif stuck_consumers(detail):
             found.anomalies.append(Anomaly(
                 f"stuck_consumers:{ref}", "stuck_consumers",

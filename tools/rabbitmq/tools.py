@@ -47,6 +47,8 @@ class QueueStats(BaseModel):
     redeliver_rate: float | None = Field(None, description="deliveries of messages a consumer gave back: near the "
                                                            "deliver rate with no acks, consumers fail every message")
     dead_letters_to: str | None = Field(None, description="where the queue's rejected or expired messages go")
+    dead_letters_from: list[str] | None = Field(None, description="queues whose dead letters come here: a "
+                                                                  "dead-letter queue")
     idle_since: str | None
     consumed_by: list[ConsumerRef] | None = Field(
         None, description="workloads whose pods hold this queue's consumers (matched by pod IP); None if unknown")
@@ -103,6 +105,16 @@ def dead_letter_target(q: QueueInfo) -> str | None:
     return f"exchange {exchange}" + (f" (routing key {key})" if key else "")
 
 
+def dead_letter_sources(infos: list[QueueInfo]) -> dict[tuple[str, str], list[str]]:
+    """Each dead-letter queue (vhost, name) and the queues whose dead letters the default exchange routes to it.
+    A dead-letter queue has no consumer by design: what matters is whether it grows."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for q in infos:
+        if q.dead_letter_exchange == "" and q.dead_letter_routing_key:
+            found.setdefault((q.vhost, q.dead_letter_routing_key), []).append(q.name)
+    return found
+
+
 def _needs_attention(q: QueueInfo) -> bool:
     return q.consumers == 0 and (q.messages > 0 or (q.publish_rate or 0) > 0)
 
@@ -142,7 +154,8 @@ def get_queue_stats(
                          publish_rate=q.publish_rate, deliver_rate=q.deliver_rate, ack_rate=q.ack_rate,
                          dead_letters_to=dead_letter_target(q))
                 for q in infos[:MAX_QUEUES]]
-        stalled = [q for q in infos if _needs_attention(q)]
+        dead_letter_queues = dead_letter_sources(infos)
+        stalled = [q for q in infos if _needs_attention(q) and (q.vhost, q.name) not in dead_letter_queues]
         attention = [q.name for q in stalled]
         vhosts = sorted({q.vhost for q in infos} | ({vhost} if vhost else set()))
         alarms = _alarms(sources)
@@ -150,6 +163,11 @@ def get_queue_stats(
             "no consumer while receiving or holding messages: " + ", ".join(
                 f"{q.name} ({q.messages} msgs, publish {q.publish_rate}/s)" for q in stalled)
             if attention else "every non-empty queue has consumers")
+        holding = [(q, dead_letter_queues[(q.vhost, q.name)]) for q in infos
+                   if (q.vhost, q.name) in dead_letter_queues and q.messages]
+        if holding:
+            summary += "; dead-letter queues (no consumer by design): " + ", ".join(
+                f"{q.name} ({q.messages} msgs from {', '.join(sources_)})" for q, sources_ in holding)
         if alarms:
             summary += f"; broker {' and '.join(alarms)} alarm set: publishers are blocked"
         return QueueTable(summary=summary, as_of=iso(now) or "", vhosts=vhosts, queues=rows, attention=attention,
@@ -188,12 +206,17 @@ def get_queue_stats(
         summary += f"; idle since {hhmm(info.idle_since)}"
     if alarms:
         summary += f"; broker {' and '.join(alarms)} alarm set: publishers are blocked"
-    if _needs_attention(info):
+    feeding = dead_letter_sources(sources.broker.list_queues(vhost)).get((vhost, queue), [])
+    if feeding:
+        summary += (f"; dead-letter queue of {', '.join(feeding)}: it holds their rejected or expired messages and "
+                    "has no consumer by design (growing: their consumers are rejecting messages)")
+    elif _needs_attention(info):
         summary += ". NO CONSUMER: messages are accumulating and nothing processes them"
     return QueueStats(
         summary=summary, vhost=vhost, queue=queue, as_of=iso(now) or "", messages=info.messages, ready=info.ready,
         unacked=info.unacked, consumers=info.consumers, consumer_utilisation=info.consumer_utilisation,
         publish_rate=info.publish_rate, deliver_rate=info.deliver_rate, ack_rate=info.ack_rate,
-        redeliver_rate=info.redeliver_rate, dead_letters_to=target, idle_since=iso(info.idle_since),
+        redeliver_rate=info.redeliver_rate, dead_letters_to=target, dead_letters_from=feeding or None,
+        idle_since=iso(info.idle_since),
         consumed_by=consumed_by, unmatched_consumers=unmatched, alarms=alarms, depth_trend=trend,
         depth_samples=[v for _, v in info.depth_samples])
