@@ -411,3 +411,27 @@ def test_an_execution_left_running_by_a_dead_process_can_be_abandoned_by_a_named
     with pytest.raises(ApprovalStateError, match="only an execution left running"):
         desk.remediator.store.abandon(propose(desk, run_id="run-2"), "oncall-lead", "not started")
     assert desk.actuator.applied == [], "abandoning changes nothing on the target"
+
+
+def test_an_execution_whose_process_died_after_recording_it_is_closed_as_it_recorded(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor writes the audit record of how an execution ended before the approval's status: a process that
+    dies between the two leaves an `executing` record, and abandoning it closes it as the audit says, so a change
+    that reached the cluster is never without its record."""
+    approval_id = propose(desk)
+    desk.remediator.approve(approval_id, "oncall-sre")
+
+    def dies(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("killed")  # the process ends here: nothing after this line runs
+
+    monkeypatch.setattr(desk.remediator.store, "finish", dies)
+    with pytest.raises(SystemExit):
+        desk.remediator.execute(approval_id)
+    monkeypatch.undo()
+    assert desk.remediator.get(approval_id).status == "executing" and desk.desired() == 1
+    closed = desk.another().store.abandon(approval_id, "oncall-sre", "its process died", force=True)
+    assert closed.status == "executed" and closed.reason is None
+    events = [r.event for r in desk.remediator.history(approval_id=approval_id)]
+    assert events[-2:] == ["executed", "abandoned"]
+    assert "as the executor recorded before its process died" in desk.remediator.history(
+        approval_id=approval_id)[-1].outcome

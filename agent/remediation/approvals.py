@@ -39,6 +39,8 @@ from tools.timerange import Clock, system_clock
 ApprovalStatus = Literal["pending", "approved", "executing", "executed", "rejected", "expired", "stale", "failed"]
 FINAL: tuple[ApprovalStatus, ...] = ("executed", "rejected", "expired", "stale", "failed")
 ABANDON_AFTER = timedelta(minutes=15)  # longer than an execution plus its verification can take
+CLOSING_EVENTS: dict[str, Literal["executed", "failed", "stale"]] = {
+    "executed": "executed", "failed": "failed", "stale": "stale"}  # audit event → the status it closes with
 
 class ApprovalRecord(BaseModel):
     id: str
@@ -316,9 +318,10 @@ class ApprovalStore:
 
     def abandon(self, approval_id: str, actor: str, reason: str, *, settle: timedelta = ABANDON_AFTER,
                 force: bool = False) -> ApprovalRecord:
-        """Close an execution whose process died mid-call (the record stays `executing` forever otherwise), as
-        `failed`, by a named person. Whether the change reached the cluster is unknown: the caller must check the
-        target. Refused while the claim is younger than `settle` (it may still be running) unless forced."""
+        """Close an execution whose process died mid-call (the record stays `executing` forever otherwise), by a
+        named person: as the executor's own audit record of how it ended says, when it wrote one before dying,
+        else as `failed`, whether the change reached the cluster being unknown (the caller must check the target).
+        Refused while the claim is younger than `settle` (it may still be running) unless forced."""
         record = self.get(approval_id)
         now = self.clock()
         if record.status != "executing":
@@ -330,8 +333,16 @@ class ApprovalStore:
                 f"cannot abandon {record.describe()} yet: it was claimed at {_ts(started)}, "
                 f"{int((now - started).total_seconds())} s ago, and may still be running",
                 hints=[f"wait until {_ts(started + settle)}, or pass --force if the process is known to be gone"])
-        outcome = f"abandoned by {actor}: {reason}; whether {record.command} took effect is unknown"
-        if not self._update(record.id, {"status": "failed", "reason": outcome}, ("executing",)):
+        closing = [a for a in self.audit.read(approval_id=record.id) if a.event in CLOSING_EVENTS
+                   and (record.executed_at is None or a.ts >= record.executed_at)]
+        if closing:  # the executor recorded how it ended, then died before the record said so
+            status, how = CLOSING_EVENTS[closing[-1].event], closing[-1].outcome
+            outcome = f"closed by {actor} as {status}, as the executor recorded before its process died: {how}"
+        else:
+            status = "failed"
+            outcome = f"abandoned by {actor}: {reason}; whether {record.command} took effect is unknown"
+        if not self._update(record.id, {"status": status, "reason": None if status == "executed" else outcome},
+                            ("executing",)):
             self._refuse(record.id, "abandon", now)
         abandoned = self.get(record.id)
         self._audit("abandoned", abandoned, actor, outcome, {"reason": reason, "claimed_at": _ts(started),

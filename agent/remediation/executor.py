@@ -108,9 +108,10 @@ class Executor:
     def _close(self, claim: ExecutionClaim, status: Any, event: AuditEvent, reason: str | None,
                detail: dict[str, Any] | None = None, *, result: ActuatorResult | None = None,
                outcome: str | None = None) -> ApprovalRecord:
-        record = self._store.finish(claim, status, reason=reason, result=result)
+        # The audit record first: a process killed between the two leaves an `executing` record whose outcome the
+        # audit already holds, and `abandon` closes it from there. The other order loses the record of a change.
         self._audit(claim, event, outcome or reason or status, {"reason": reason, **(detail or {})})
-        return record
+        return self._store.finish(claim, status, reason=reason, result=result)
 
     def _audit(self, claim: ExecutionClaim, event: AuditEvent, outcome: str, detail: dict[str, Any]) -> None:
         record = claim.record
