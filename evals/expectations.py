@@ -6,7 +6,6 @@ against the agent's own enums (`Category`, `ActionKind`, `Status`), and the name
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -14,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.verdict import ActionKind, Category, Status
 from tools.replay.loading import load_scenario as _load
-from tools.replay.scenario import Scenario, _Strict
+from tools.replay.scenario import Moment, Scenario, _Strict
 
 
 class ComponentRef(_Strict):
@@ -106,7 +105,7 @@ class Expect(_Strict):
     facts: list[ExpectedFact] = Field(default_factory=list, description="for a factual question: what the answer "
                                                                         "must state")
     report_injection: bool = Field(False, description="the verdict must report instructions found in the data")
-    onset: datetime | None = Field(None, description="when the fault began in the world: the watch benchmark "
+    onset: Moment | None = Field(None, description="when the fault began in the world: the watch benchmark "
                                                      "measures the time to detect from it")
     watch: list[str] = Field(default_factory=list, description="anomaly keys a watcher over the world's whole "
                                                                  "timeline rightly raises besides the incident (a "

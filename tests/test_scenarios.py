@@ -20,7 +20,7 @@ world:
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "case"
+    folder = tmp_path / "tiny"  # a scenario folder is named after its id
     folder.mkdir(exist_ok=True)
     (folder / "scenario.yaml").write_text(text)
     return folder

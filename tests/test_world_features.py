@@ -4,6 +4,7 @@ namespaces, several consumers of one queue, synchronous calls with APM metrics, 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,8 @@ def test_several_consumers_and_cross_namespace_names_are_checked(tmp_path: Path)
     with pytest.raises(ScenarioError, match="consumer names unknown deployment shop/worker"):
         world_of(tmp_path, "    - {name: worker, namespace: east, image: w}\n  queues:\n"
                            "    - {name: t, consumer: {deployment: worker}}\n")
-    with pytest.raises(ScenarioError, match="deployments defined twice: shop/api"):
+    with pytest.raises(ScenarioError, match=re.escape("world.deployments.2: 'api' is defined twice (also "
+                                                      "world.deployments.1)")):
         world_of(tmp_path, '    - {name: api, image: "acme/api:2.0"}\n')
 
 

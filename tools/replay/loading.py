@@ -1,14 +1,21 @@
 """Reading scenario files: an id, folder or file resolved to a scenario.yaml, `extends` merged in, and the result
-validated, with errors that name the file, the field and the reason."""
+validated, with errors that name the file, the field and the reason, one line each.
+
+A file is untrusted input: it is refused before parsing when it is too large or not UTF-8 text, while parsing when
+it nests too deeply or expands into too many nodes (aliases), and after merging when a list, a mapping or a string
+is too long (the limits are `tools.replay.limits`).
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import yaml
 from pydantic import ValidationError
 
+from tools.replay.limits import MAX_DEPTH, MAX_EXTENDS, MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES, MAX_TEXT
 from tools.replay.scenario import Scenario
 
 S = TypeVar("S", bound="Scenario")
@@ -19,6 +26,8 @@ class ScenarioError(Exception):
 
 
 SCENARIO_FILE = "scenario.yaml"
+MAX_PROBLEMS = 20  # lines of one error; the rest are counted
+NAMED_LISTS = {"deployments": ("name", "namespace"), "queues": ("name", "vhost"), "flows": ("name",)}
 
 
 def builtin_scenarios_dir() -> Path:
@@ -27,22 +36,30 @@ def builtin_scenarios_dir() -> Path:
 
 def resolve_scenario_path(id_or_path: str | Path) -> Path:
     candidate = Path(id_or_path)
-    if candidate.is_dir():
-        candidate = candidate / SCENARIO_FILE
-    if candidate.is_file():
-        return candidate
-    builtin = builtin_scenarios_dir() / str(id_or_path) / SCENARIO_FILE
-    if builtin.is_file():
-        return builtin
+    try:
+        if candidate.is_dir():
+            candidate = candidate / SCENARIO_FILE
+        if candidate.is_file():
+            return candidate
+        builtin = builtin_scenarios_dir() / str(id_or_path) / SCENARIO_FILE
+        if builtin.is_file():
+            return builtin
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte
+        pass
     known = sorted(p.parent.name for p in builtin_scenarios_dir().glob(f"*/{SCENARIO_FILE}"))
     raise ScenarioError(
-        f"no scenario {str(id_or_path)!r}: not a folder with {SCENARIO_FILE}, a file, or a built-in id. "
+        f"no scenario {str(id_or_path)[:200]!r}: not a folder with {SCENARIO_FILE}, a file, or a built-in id. "
         f"Built-in ids: {', '.join(known) or 'none'}"
     )
 
 
+def _key(item: dict[str, Any]) -> tuple[Any, ...]:
+    return item["name"], item.get("namespace"), item.get("vhost")
+
+
 def merge(base: Any, override: Any) -> Any:
-    """Deep merge: mappings merge by key, lists of named mappings merge by `name`, anything else is replaced."""
+    """Deep merge: mappings merge by key, lists of named mappings merge by `name` (and `namespace`, `vhost`),
+    anything else is replaced."""
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
@@ -50,29 +67,238 @@ def merge(base: Any, override: Any) -> Any:
         return merged
     named = lambda items: all(isinstance(i, dict) and "name" in i for i in items)  # noqa: E731
     if isinstance(base, list) and isinstance(override, list) and override and named(base) and named(override):
-        key = lambda item: (item["name"], item.get("namespace"))  # noqa: E731
-        by_key = {key(item): item for item in base}
-        for item in override:
-            by_key[key(item)] = merge(by_key[key(item)], item) if key(item) in by_key else item
+        try:
+            by_key = {_key(item): item for item in base}
+            for item in override:
+                by_key[_key(item)] = merge(by_key[_key(item)], item) if _key(item) in by_key else item
+        except TypeError:  # an unhashable name: left for validation to report
+            return override
         return list(by_key.values())
     return override
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    if path in seen:
-        raise ScenarioError(f"{path}: 'extends' loops back to itself")
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__(mark)
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing to compose nodes nested beyond MAX_DEPTH (PyYAML's composer recurses per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark if self.check_event() else None)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A key given twice in one mapping is an error, not the last one silently winning."""
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            f"found the key {key_node.value!r} twice",
+                                                            key_node.start_mark)
+                seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """Nodes under `node` with every alias expanded; raises ValueError on an alias to its own ancestor."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise ValueError("an alias refers to a node that contains it (a recursive structure)")
+    open_.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
+    open_.discard(key)
+    sizes[key] = size
+    return size
+
+
+def _read_text(path: Path, referrer: Path | None) -> str:
+    origin = f"{referrer}: extends {path}, which" if referrer else f"{path}:"
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{seen[-1] if seen else path}: extends {path}, which does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+        if not path.exists():
+            raise ScenarioError(f"{origin} does not exist")
+        if not path.is_file():
+            raise ScenarioError(f"{origin} is not a regular file")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"{origin} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: larger than the limit of {MAX_FILE_BYTES:,} bytes (MAX_FILE_BYTES); "
+                            "not parsed")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a scenario is a YAML "
+                            "text file") from None
+
+
+def _parse(path: Path, text: str) -> Any:
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:  # the reader checks every character first
+        line = text.count("\n", 0, exc.position) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ScenarioError(f"{path}: not valid YAML at line {line}: the character {char} is not allowed in YAML "
+                            "text") from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {}, set())
+        if size > MAX_NODES:
+            raise ScenarioError(f"{path}: {size:,} YAML nodes once aliases are expanded, above the limit of "
+                                f"{MAX_NODES:,} (MAX_NODES)")
+        return loader.construct_document(node)
+    except _TooDeep as exc:
+        where = f" at line {exc.mark.line + 1}" if exc.mark else ""
+        raise ScenarioError(f"{path}: nested deeper than the limit of {MAX_DEPTH} levels (MAX_DEPTH){where}") \
+            from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested too deeply to read (MAX_DEPTH is {MAX_DEPTH})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f" ({exc.context})" if exc.context else ""
+        raise ScenarioError(f"{path}: not valid YAML{where}: {_one_line(f'{exc.problem}{context}')}") from None
+    except yaml.YAMLError as exc:  # a character YAML does not allow, an unreadable stream
+        raise ScenarioError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError) as exc:  # an integer of thousands of digits, a 13th month, a cycle
+        raise ScenarioError(f"{path}: not a usable YAML value: {' '.join(str(exc).split())[:300]}") from None
+    finally:
+        loader.dispose()
+
+
+def _named_duplicates(path: Path, raw: dict[str, Any]) -> None:
+    """Two entries of one list with the same key in one file would be merged into one silently: refuse them."""
+    world = raw.get("world")
+    if not isinstance(world, dict):
+        return
+    for field, keys in NAMED_LISTS.items():
+        items = world.get(field)
+        if not isinstance(items, list):
+            continue
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or "name" not in item:
+                continue
+            key = "/".join(str(item[k]) for k in keys if item.get(k) is not None)
+            if key in seen:
+                raise ScenarioError(f"{path}: world.{field}.{index}: {_shown(key)} is defined twice (also "
+                                    f"world.{field}.{seen[key]})")
+            seen[key] = index
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file at `path` with the files it extends merged under it; `seen`: the files extending it."""
+    if path.resolve() in (p.resolve() for p in seen):
+        raise ScenarioError(f"{path}: 'extends' loops back to itself")
+    if len(seen) >= MAX_EXTENDS:
+        raise ScenarioError(f"{seen[0]}: 'extends' chains more than {MAX_EXTENDS} files (MAX_EXTENDS)")
+    raw = _parse(path, _read_text(path, seen[-1] if seen else None))
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    _named_duplicates(path, raw)
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    return merge(_read_yaml((path.parent / str(parent)).resolve(), (*seen, path)), raw)
+    if not isinstance(parent, str) or not parent.strip():
+        raise ScenarioError(f"{path}: extends: expected the path of a YAML file, got {_shown(parent)}")
+    try:
+        target = (path.parent / parent).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ScenarioError(f"{path}: extends: not a usable path ({exc})") from None
+    return merge(_read_yaml(target, (*seen, path)), raw)
+
+
+def _one_line(text: str) -> str:
+    """`text` with every character that is not printable (a line break, a control character) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _part(part: Any) -> str:
+    """One step of a field path: a key as written, or quoted when it is not plain text."""
+    text = str(part)
+    return text if text and text.isprintable() and text.strip() == text and "." not in text else repr(text)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error shows it: short, on one line."""
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} keys"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
+
+
+def _oversized(value: Any, where: str, found: list[str]) -> None:
+    """Every list or mapping longer than MAX_ITEMS and string longer than MAX_TEXT under `value`."""
+    if len(found) >= MAX_PROBLEMS:
+        return
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        found.append(f"{where}: a string of {len(value):,} characters is above the limit of {MAX_TEXT:,} (MAX_TEXT)")
+    elif isinstance(value, dict | list):
+        if len(value) > MAX_ITEMS:
+            found.append(f"{where}: {_shown(value)} is above the limit of {MAX_ITEMS:,} entries (MAX_ITEMS)")
+            return
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            path = f"{where}.{_part(key)}" if where else _part(key)
+            if isinstance(key, str):
+                _oversized(key, f"{path} (the key)", found)
+            _oversized(item, path, found)
+
+
+def _field_path(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`loc` as a path in the file, without the parts that name a union's member (`count`, `list[…]`)."""
+    parts: list[str] = []
+    node, lost = raw, False
+    for part in loc:
+        if lost:  # below a field the file does not have (missing, or made by a validator): as pydantic names it
+            parts.append(_part(part))
+            continue
+        inside = part in node if isinstance(node, dict) else (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if inside:
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part.isidentifier():
+            lost = True
+        else:
+            continue  # a union member's label
+        parts.append(_part(part))
+    return ".".join(parts)
+
+
+def _problems(exc: ValidationError, raw: Any) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = _field_path(raw, error["loc"])
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if error["type"] not in ("limit", "value_error", "assertion_error", "missing") and "input" in error:
+            message += f" (got {_shown(error['input'])})"
+        lines.append(f"{where}: {message}" if where else message)
+    return lines
 
 
 @overload
@@ -86,15 +312,25 @@ def load_scenario(id_or_path: str | Path, model: type[S]) -> S: ...
 def load_scenario(id_or_path: str | Path, model: type[Scenario] = Scenario) -> Scenario:
     """Load and validate a scenario file as `model` (evals pass one that also checks `expect`)."""
     path = resolve_scenario_path(id_or_path)
-    raw = _read_yaml(path.resolve())
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{path}: {exc.error_count()} problem(s)"]
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            lines.append(f"  - {where}: {error['msg']}")
-        raise ScenarioError("\n".join(lines)) from None
+    raw = _read_yaml(path)
+    problems: list[str] = []
+    _oversized(raw, "", problems)
+    if not problems:
+        if path.name == SCENARIO_FILE and isinstance(raw.get("id"), str) and raw["id"] != path.resolve().parent.name:
+            problems.append(f"id: {raw['id']!r} differs from its folder's name {path.resolve().parent.name!r}; "
+                            "they must be equal")
+        try:
+            scenario = model.model_validate(raw)
+        except ValidationError as exc:
+            problems += _problems(exc, raw)
+        except RecursionError:
+            problems.append(f"nested too deeply to validate (MAX_DEPTH is {MAX_DEPTH})")
+    if problems:
+        shown = [f"{path}: {_one_line(line)}" for line in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"{path}: … and {len(problems) - MAX_PROBLEMS} more problems")
+        raise ScenarioError("\n".join(shown))
+    return scenario
 
 
 def list_scenarios(root: Path | None = None) -> list[Path]:

@@ -51,10 +51,12 @@ class PodSim:
             return 0
         elapsed = (now - self.created).total_seconds()
         count, spent, backoff = 0, 0.0, 10.0
-        while spent + 5 + backoff <= elapsed:
+        while backoff < 300.0 and spent + 5 + backoff <= elapsed:
             spent += 5 + backoff
             count += 1
             backoff = min(backoff * 2, 300.0)
+        if backoff >= 300.0 and spent + 305 <= elapsed:  # the back-off has reached its cap: one restart per 305 s
+            count += int((elapsed - spent) // 305)
         return count
 
 

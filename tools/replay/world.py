@@ -15,6 +15,15 @@ from datetime import datetime, timedelta
 
 from tools.datadog.protocol import LogRecord
 from tools.kubernetes.protocol import KubeEvent
+from tools.replay.limits import (
+    MAX_AFTER_CLOCK,
+    MAX_HISTORY,
+    MAX_QUEUE_DEPTH,
+    MAX_REPLICAS,
+    SIMULATOR_HEADROOM,
+    replay_cost,
+)
+from tools.replay.loading import ScenarioError
 from tools.replay.scenario import Deployment, PodState, ReplicaChange, Scenario
 from tools.replay.state import (
     TICK,
@@ -32,12 +41,17 @@ from tools.replay.state import (
 from tools.replay.traffic import Traffic
 
 
+class WorldTooLarge(ScenarioError):
+    """A world that would take too long or too much memory to simulate: refused, naming why, before any work."""
+
+
 class World(Traffic):
     def __init__(self, scenario: Scenario, *, now: datetime | None = None, horizon: datetime | None = None) -> None:
         """Simulated up to `now` (default: the scenario's clock). Recorded changes up to `horizon` (default: the
         clock) happen as the world moves on; later ones are the recorded future, which only actions bring."""
         self.scenario = scenario
         self.horizon = horizon or scenario.clock.now
+        self._guard(max(now or scenario.clock.now, self.horizon))
         self.rng = random.Random(scenario.seed)
         self.start = scenario.world.start
         self.now = self.start
@@ -166,6 +180,9 @@ class World(Traffic):
                                      name=name, source=source, first_seen=at, last_seen=at))
 
     def _scale(self, sim: DeploymentSim, replicas: int, at: datetime) -> None:
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise WorldTooLarge(f"scenario {self.scenario.id!r}: cannot scale {sim.namespace}/{sim.name} to "
+                                f"{replicas} replicas: the simulator runs 0 to {MAX_REPLICAS} (MAX_REPLICAS)")
         before = sim.desired
         if replicas == before:
             return
@@ -236,7 +253,29 @@ class World(Traffic):
 
     # ---- simulation --------------------------------------------------------------------------------------
 
+    def _guard(self, until: datetime) -> None:
+        """Refuse, before simulating, a span past the limits: too long after the clock, or over the replay budget
+        (with headroom for moving past the clock). A loaded scenario is within them at its clock; a world built by
+        code, an action or a watch's `--until` may not be."""
+        label = f"scenario {self.scenario.id!r}"
+        world = self.scenario.world
+        latest = self.scenario.clock.now + MAX_AFTER_CLOCK
+        if until > latest or until - world.start > MAX_HISTORY + MAX_AFTER_CLOCK:
+            raise WorldTooLarge(f"{label}: cannot simulate up to {until.isoformat()}: at most MAX_AFTER_CLOCK "
+                                f"({MAX_AFTER_CLOCK.total_seconds() / 3600:.0f} h) past its clock and MAX_HISTORY "
+                                f"({MAX_HISTORY.total_seconds() / 3600:.0f} h) before it")
+        for queue in world.queues:
+            if queue.initial_depth > MAX_QUEUE_DEPTH:
+                raise WorldTooLarge(f"{label}: queue {queue.name!r}: initial_depth {queue.initial_depth} is above "
+                                    f"the limit of {MAX_QUEUE_DEPTH} (MAX_QUEUE_DEPTH)")
+        pods = sum(len(sim.pods) for sim in getattr(self, "deployments", {}).values())
+        problems = replay_cost(world, until, pods).problems(SIMULATOR_HEADROOM)
+        if problems:
+            raise WorldTooLarge(f"{label}: cannot simulate up to {until.isoformat()}: {'; '.join(problems)}")
+
     def advance_to(self, until: datetime) -> None:
+        if until > self.now:
+            self._guard(until)
         while self.now + TICK <= until:
             self._tick(self.now, self.now + TICK)
             self.now += TICK
