@@ -24,7 +24,7 @@ from agent.remediation.audit import AuditLog
 from agent.remediation.flow import CHECKPOINTER_ENV
 from agent.remediation.paths import DATA_ENV
 from agent.remediation.policy import POLICY_ENV
-from tests.serving import POLICY, TOKENS, app_for, bearer, finished, samples, sse, wait_for
+from tests.serving import POLICY, TOKENS, Gate, app_for, bearer, finished, samples, sse, wait_for
 
 SECRET = "webhook-secret-for-tests-0123456789"
 
@@ -151,10 +151,12 @@ def test_an_alertmanager_group_starts_one_investigation_and_repeats_join_it(tmp_
     resolved["status"] = "resolved"
     for alert in resolved["alerts"]:
         alert["status"] = "resolved"
-    with TestClient(app_for(tmp_path, alerts_remediate=False)) as client:
+    gate = Gate()  # the investigation stays open until both repeats have arrived
+    with TestClient(app_for(tmp_path, gate.resolve, alerts_remediate=False)) as client:
         started = client.post("/alerts/alertmanager", json=ALERTMANAGER)
         repeat = client.post("/alerts/alertmanager", json=ALERTMANAGER)
         joined = client.post("/alerts/alertmanager", json=regrouped)
+        gate.opened.set()
         record = wait_for(client, f"/investigations/{started.json()['investigation_id']}", finished)
         ignored = client.post("/alerts/alertmanager", json=resolved)
         later = client.post("/alerts/alertmanager", json=ALERTMANAGER)  # done, nothing pending: a new incident

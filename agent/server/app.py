@@ -38,9 +38,16 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
     runner = Runner(store, metrics, resolve or resolve_model, folder, settings.concurrency)
     here = Server(settings=settings, folder=folder, store=store, approvals=ApprovalStore(folder / "approvals.sqlite"),
                   runner=runner, metrics=metrics, tokens=tokens)
+    slack = None
+    if settings.slack:  # the Slack app (docs/slack.md), only when its signing secret and bot token are set
+        from agent.server.slack import SlackApp
+
+        slack = SlackApp(here)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if slack is not None:
+            await slack.open()
         interrupted, queued = store.recover()
         for record in interrupted:
             log.warning("investigation %s was running when the server stopped: marked interrupted", record.id)
@@ -52,11 +59,15 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
             log.warning("alert webhooks are accepted unsigned: set SRE_AGENT_SERVE_WEBHOOK_SECRET")
         yield
         await anyio.to_thread.run_sync(runner.close)
+        if slack is not None:
+            await slack.close()
 
     app = FastAPI(title="sre-agent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.server = here
     for module in (api_investigations, api_approvals, api_alerts, api_health, web):
         app.include_router(module.router)
+    if slack is not None:
+        app.include_router(slack.router())
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -39,10 +39,10 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated person: `via` says how (a personal token, or the trusted proxy's header)."""
+    """An authenticated person: `via` says how (a personal token, the trusted proxy's header, or Slack)."""
 
     name: str
-    via: Literal["token", "proxy"]
+    via: Literal["token", "proxy", "slack"]
 
 
 class ApproverTokens:

@@ -61,6 +61,7 @@ class Runner:
         self.hub = EventHub()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="investigation")
         self._decisions = ThreadPoolExecutor(max_workers=2, thread_name_prefix="approval")
+        self.submitted: list[Callable[[InvestigationRecord], None]] = []  # told of each queued one (e.g. Slack)
 
     # ---- investigations ---------------------------------------------------------------------------------
 
@@ -72,6 +73,8 @@ class Runner:
         self.hub.channel(record.id).publish({"kind": "status", "status": "queued"})
         self.metrics.queued.inc()
         self._pool.submit(self._run, record.id, sources, model)
+        for listener in self.submitted:
+            listener(record)
         return record
 
     def _sink(self, investigation_id: str) -> Callable[[str, dict[str, Any]], None]:

@@ -30,8 +30,8 @@ class ServerSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            problems = "; ".join(f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join((f"{ENV_PREFIX}{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+                                 + str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             raise ServerConfigError(f"unusable server setting: {problems}") from None
 
     data: Path | None = Field(None, description="where investigations, approvals, audit and checkpoints are kept "
@@ -56,6 +56,14 @@ class ServerSettings(BaseSettings):
     alerts_remediate: bool = Field(True, description="an alert's investigation proposes its fix for approval")
     approval_wait_s: float = Field(10.0, gt=0, le=120, description="how long an approve/reject request waits for "
                                                                    "the resumed run to record the decision")
+    slack_signing_secret: SecretStr | None = Field(None, description="the Slack app's signing secret: with the bot "
+                                                                     "token, serves the Slack app at /slack/events")
+    slack_bot_token: SecretStr | None = Field(None, description="the Slack app's bot token (xoxb-...)")
+    slack_approvers: Path | None = Field(None, description="YAML file: Slack user id → approver name as the policy "
+                                                           "lists it; unset: nobody approves from Slack")
+    slack_channel: str | None = Field(None, description="the channel id alert-started investigations post their "
+                                                        "verdict to (e.g. C0123ABCD); unset: not posted")
+    slack_api_url: str = Field("https://slack.com/api/", description="the Slack Web API base URL")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -76,6 +84,22 @@ class ServerSettings(BaseSettings):
         if self.live and self.scenario:
             raise ValueError("choose a default scenario or live, not both")
         return self
+
+    @model_validator(mode="after")
+    def _slack_pair(self) -> ServerSettings:
+        if (self.slack_signing_secret is None) != (self.slack_bot_token is None):
+            missing = "SLACK_BOT_TOKEN" if self.slack_bot_token is None else "SLACK_SIGNING_SECRET"
+            raise ValueError(f"{ENV_PREFIX}{missing} is not set: the Slack app needs the signing secret and the bot "
+                             "token both")
+        if not self.slack and (self.slack_approvers or self.slack_channel):
+            raise ValueError(f"{ENV_PREFIX}SLACK_APPROVERS and SLACK_CHANNEL need the Slack app: set "
+                             f"{ENV_PREFIX}SLACK_SIGNING_SECRET and {ENV_PREFIX}SLACK_BOT_TOKEN")
+        return self
+
+    @property
+    def slack(self) -> bool:
+        """The Slack app is served (its signing secret and bot token are set)."""
+        return self.slack_signing_secret is not None and self.slack_bot_token is not None
 
     def default_source(self) -> str | None:
         """The source spec of a request that names none: "live", a scenario, or None (the request must say)."""
