@@ -64,3 +64,23 @@ def test_replays_are_identical() -> None:
     first, second = replay_sources("incident-5"), replay_sources("incident-5")
     assert first.extras["world"].logs == second.extras["world"].logs
     assert first.extras["world"].events == second.extras["world"].events
+
+
+def test_validate_takes_a_whole_suite_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    suite = Path(__file__).resolve().parents[1] / "evals" / "scenarios"
+    result = CliRunner().invoke(app, ["scenarios", "validate", str(suite)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\nok ") + result.output.startswith("ok ") == len(list_scenarios(suite))
+    broken = tmp_path / "suite" / "typo"
+    broken.mkdir(parents=True)
+    (broken / "scenario.yaml").write_text((suite / "incident-5" / "scenario.yaml").read_text()
+                                          .replace("id: incident-5", "id: typo")
+                                          .replace("extends: ../_base/sock-shop.yaml",
+                                                   f"extends: {suite / '_base' / 'sock-shop.yaml'}")
+                                          .replace("category: consumer_unavailable", "category: consumer_dead"))
+    failed = CliRunner().invoke(app, ["scenarios", "validate", str(tmp_path / "suite")])
+    assert failed.exit_code == 2 and "consumer_dead" in failed.output and "Traceback" not in failed.output

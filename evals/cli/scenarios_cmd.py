@@ -35,10 +35,21 @@ def list_command(
     out.print(table)
 
 
+def _expanded(paths: list[str]) -> list[str]:
+    """Each path, with a folder of scenario folders (a suite such as evals/scenarios) standing for its scenarios."""
+    found: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        inside = list_scenarios(folder) if folder.is_dir() and not (folder / "scenario.yaml").exists() else []
+        found += [str(p) for p in inside] or [path]
+    return found
+
+
 @scenarios_app.command("validate")
-def validate_command(paths: Annotated[list[str], typer.Argument(help="scenario folders, files or ids")]) -> None:
+def validate_command(paths: Annotated[list[str], typer.Argument(
+        help="scenario folders, files or ids, or a suite folder holding scenario folders")]) -> None:
     """Validate scenario files: report file, field and reason for each problem; exit 2 if any is invalid."""
-    failed = 0
+    failed, paths = 0, _expanded(paths)
     for path in paths:
         try:
             scenario = load_scenario(path)
