@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agent.remediation.approvals import ApprovalStore
-from agent.server import api_alerts, api_approvals, api_health, api_investigations, web
+from agent.server import api_alerts, api_approvals, api_chats, api_health, api_investigations, web
 from agent.server.auth import ApproverTokens
 from agent.server.context import Server
 from agent.server.metrics import Metrics
@@ -64,7 +64,7 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
 
     app = FastAPI(title="sre-agent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.server = here
-    for module in (api_investigations, api_approvals, api_alerts, api_health, web):
+    for module in (api_investigations, api_chats, api_approvals, api_alerts, api_health, web):
         app.include_router(module.router)
     if slack is not None:
         app.include_router(slack.router())

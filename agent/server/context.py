@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.remediation.approvals import ApprovalStore
 from agent.server.auth import ApproverTokens, Identity, Unauthenticated, authenticate
+from agent.server.chats import Chats
 from agent.server.metrics import Metrics
 from agent.server.records import InvestigationStore
 from agent.server.runner import Runner
@@ -28,6 +29,7 @@ class Server:
     metrics: Metrics
     tokens: ApproverTokens
     intake: threading.Lock = field(default_factory=threading.Lock, repr=False)  # alert joins-or-starts
+    chats: Chats = field(default_factory=Chats, repr=False)
     sources_checked: tuple[float, str | None] | None = None  # /readyz: (when, problem) of the last source check
 
 
