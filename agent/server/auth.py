@@ -14,18 +14,31 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import yaml
+from typing import Any, Literal
 
 from agent.remediation.policy import valid_person
+from agent.server.mapping_file import MappingFile
 from agent.server.settings import ServerConfigError, ServerSettings
 
 _HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 SIGNATURE_HEADER = "X-SRE-Agent-Signature"
+
+
+def _token_hashes(raw: dict[Any, Any], where: str) -> dict[str, str]:
+    hashes: dict[str, str] = {}
+    for name, value in raw.items():
+        try:
+            person = valid_person(str(name))
+        except ValueError as exc:
+            raise ServerConfigError(f"{where}: {exc}") from None
+        match = _HASH.match(str(value).strip().lower()) if isinstance(value, str) else None
+        if match is None:
+            raise ServerConfigError(f"{where}: {person}: expected sha256:<64 hex digits> (the hash of the "
+                                    "token, never the token); make one with `sre-agent serve token NAME`")
+        hashes[person] = match.group(1)
+    return hashes
 
 
 def new_token() -> str:
@@ -50,50 +63,10 @@ class ApproverTokens:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp: float | None = None
-        self._hashes: dict[str, str] = {}
-        if path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        assert self.path is not None
-        where = f"{self.path} (approver tokens)"
-        try:
-            stamp = self.path.stat().st_mtime
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ServerConfigError(f"{where}: the file does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ServerConfigError(f"{where}: cannot read: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ServerConfigError(f"{where}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ServerConfigError(f"{where}: expected a mapping of name → sha256:<hex>, got {type(raw).__name__}")
-        hashes: dict[str, str] = {}
-        for name, value in raw.items():
-            try:
-                person = valid_person(str(name))
-            except ValueError as exc:
-                raise ServerConfigError(f"{where}: {exc}") from None
-            match = _HASH.match(str(value).strip().lower()) if isinstance(value, str) else None
-            if match is None:
-                raise ServerConfigError(f"{where}: {person}: expected sha256:<64 hex digits> (the hash of the "
-                                        "token, never the token); make one with `sre-agent serve token NAME`")
-            hashes[person] = match.group(1)
-        self._hashes, self._stamp = hashes, stamp
+        self._file = MappingFile(path, f"{path} (approver tokens)", "name → sha256:<hex>", _token_hashes)
 
     def _fresh(self) -> dict[str, str]:
-        if self.path is None:
-            return {}
-        with self._lock:
-            try:
-                changed = self.path.stat().st_mtime != self._stamp
-            except OSError:
-                changed = False  # keep the last good file if it vanishes for a moment
-            if changed:
-                self._load()
-            return self._hashes
+        return self._file.entries()
 
     def who(self, token: str) -> str | None:
         """The person whose token this is, or None. Compares every entry in constant time."""

@@ -29,7 +29,6 @@ from typing import Any
 from urllib.error import URLError
 
 import anyio
-import yaml
 from fastapi import APIRouter, HTTPException, Request, Response
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_bolt.adapter.fastapi import SlackRequestHandler
@@ -46,6 +45,7 @@ from agent.server import slack_blocks as blocks
 from agent.server.api_investigations import start
 from agent.server.auth import Identity
 from agent.server.context import Server
+from agent.server.mapping_file import MappingFile
 from agent.server.records import InvestigationRecord
 from agent.server.runner import describe, terminal_event
 from agent.server.settings import ENV_PREFIX, ServerConfigError
@@ -68,51 +68,27 @@ class SlackApprovers:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp: float | None = None
-        self._names: dict[str, str] = {}
-        if path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        assert self.path is not None
-        where = f"{ENV_PREFIX}SLACK_APPROVERS: {self.path}"
-        try:
-            stamp = self.path.stat().st_mtime
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ServerConfigError(f"{where}: the file does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ServerConfigError(f"{where}: cannot read: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ServerConfigError(f"{where}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ServerConfigError(f"{where}: expected a mapping of Slack user id → approver name")
-        names: dict[str, str] = {}
-        for user, name in raw.items():
-            if not _USER.match(str(user)):
-                raise ServerConfigError(f"{where}: {str(user)!r} is not a Slack user id (U… or W…: the member id "
-                                        "in the person's Slack profile)")
-            if not isinstance(name, str):
-                raise ServerConfigError(f"{where}: {user}: expected the approver name as the policy lists it")
-            try:
-                names[str(user)] = valid_person(str(name))
-            except ValueError as exc:
-                raise ServerConfigError(f"{where}: {user}: {exc}") from None
-        self._names, self._stamp = names, stamp
+        self._file = MappingFile(path, f"{ENV_PREFIX}SLACK_APPROVERS: {path}", "Slack user id → approver name",
+                                 _approver_names)
 
     def name(self, user: str) -> str | None:
         """The approver name of Slack user `user`, or None."""
-        if self.path is None:
-            return None
-        with self._lock:
-            try:
-                changed = self.path.stat().st_mtime != self._stamp
-            except OSError:
-                changed = False  # keep the last good file if it vanishes for a moment
-            if changed:
-                self._load()
-            return self._names.get(user)
+        return self._file.entries().get(user)
+
+
+def _approver_names(raw: dict[Any, Any], where: str) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for user, name in raw.items():
+        if not _USER.match(str(user)):
+            raise ServerConfigError(f"{where}: {str(user)!r} is not a Slack user id (U… or W…: the member id "
+                                    "in the person's Slack profile)")
+        if not isinstance(name, str):
+            raise ServerConfigError(f"{where}: {user}: expected the approver name as the policy lists it")
+        try:
+            names[str(user)] = valid_person(str(name))
+        except ValueError as exc:
+            raise ServerConfigError(f"{where}: {user}: {exc}") from None
+    return names
 
 
 def question_of(text: str, bot: str | None = None) -> str:
