@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +36,7 @@ from agent.remediation.errors import (
     StoreError,
     WorldChanged,
 )
-from agent.remediation.paths import data_dir
+from agent.remediation.paths import data_dir, write_atomically
 from agent.remediation.policy import valid_person
 from agent.remediation.service import DEFAULT_PROPOSER, Decision, Remediator, approval_request
 from agent.state import AgentState
@@ -230,12 +229,7 @@ class RunRegistry:
         path = self._path(record.run_id)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{record.run_id}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(record.model_dump_json(indent=1))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            write_atomically(path, record.model_dump_json(indent=1))
         except OSError as exc:
             raise StoreError(f"cannot write run record {path}: {exc.strerror or exc}") from None
         return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from agent.remediation.errors import StoreError
@@ -30,3 +31,18 @@ def data_dir(create: bool = True) -> Path:
             raise StoreError(f"cannot create data dir {path} ({source}): {exc.strerror}",
                              hints=[f"set {DATA_ENV} to a writable folder"]) from None
     return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so a reader sees the old file or the new one, never a part: a temporary file in
+    the same folder, synced, then renamed over it. Raises OSError."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -10,8 +10,6 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
+
+from agent.remediation.paths import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,7 @@ class InvestigationStore:
         path = self._path(record.id)
         with self._lock:
             try:
-                fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{record.id}.")
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(record.model_dump_json(indent=1))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
+                write_atomically(path, record.model_dump_json(indent=1))
             except OSError as exc:
                 raise RecordError(f"cannot write investigation record {path}: {exc.strerror or exc}") from None
             self._records[record.id] = record.model_copy(deep=True)
