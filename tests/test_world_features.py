@@ -14,6 +14,7 @@ import pytest
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
 from tools.replay.loading import ScenarioError, load_scenario
+from tools.replay.scenario import Scenario
 from tools.replay.world import World
 from tools.toolkit import Sources
 
@@ -245,3 +246,42 @@ def test_a_hung_consumer_with_no_pods_is_rejected_naming_the_field(tmp_path: Pat
         - {at: "2026-02-01T10:10:00Z", replicas: 0}
       hangs: [{at: "2026-02-01T10:20:00Z"}]
 """)
+
+
+def _failing_world(mode: str) -> Scenario:
+    return Scenario.model_validate({
+        "id": "failing", "title": "t", "question": "are jobs processed?",
+        "clock": {"now": "2026-01-01T01:00:00Z"},
+        "world": {
+            "start": "2026-01-01T00:00:00Z", "namespace": "jobs", "broker": {"deployment": "mq"},
+            "deployments": [{"name": "api", "image": "api:1"}, {"name": "worker", "image": "worker:2"},
+                            {"name": "mq", "image": "rabbitmq:3"}],
+            "flows": [{"name": "submit", "rate_per_min": 6, "steps": [
+                {"deployment": "api", "message": "POST /jobs 202 job={id}"}, {"publish": "jobs"}]}],
+            "queues": [
+                {"name": "jobs", "dead_letter": "jobs.dlq", "consumer": {
+                    "deployment": "worker", "message": "job={id} done",
+                    "fails": {"mode": mode, "message": "job={id} failed: schema mismatch", "start":
+                              "2026-01-01T00:30:00Z"}}},
+                {"name": "jobs.dlq"}]}})
+
+
+def test_a_consumer_that_rejects_every_message_fills_the_dead_letter_queue() -> None:
+    sources = replay_sources(_failing_world("reject"))
+    work = TOOLBOX.call(sources, "get_queue_stats", {"queue": "jobs"}).data()
+    dlq = TOOLBOX.call(sources, "get_queue_stats", {"queue": "jobs.dlq"}).data()
+    assert work["consumers"] == 1 and work["messages"] == 0 and not work["ack_rate"]
+    assert work["dead_letters_to"] == "queue jobs.dlq"
+    assert dlq["dead_letters_from"] == ["jobs"] and 150 <= dlq["messages"] <= 210  # about 30 min x 6/min
+    assert dlq["depth_trend"]["direction"] == "rising" and "NO CONSUMER" not in dlq["summary"]
+    errors = TOOLBOX.call(sources, "search_logs", {"query": "service:worker status:error", "start": "now-5m"})
+    assert errors.data()["total"] >= 20
+
+
+def test_a_consumer_that_requeues_every_message_churns_without_progress() -> None:
+    sources = replay_sources(_failing_world("requeue"))
+    work = TOOLBOX.call(sources, "get_queue_stats", {"queue": "jobs"}).data()
+    assert work["consumers"] == 1 and work["redeliver_rate"] > 0 and not work["ack_rate"]
+    assert work["messages"] >= 150 and "none is acked" in work["summary"]
+    dlq = TOOLBOX.call(sources, "get_queue_stats", {"queue": "jobs.dlq"}).data()
+    assert dlq["messages"] == 0

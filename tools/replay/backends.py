@@ -286,6 +286,7 @@ class ReplayBroker:
         publish_rate = (current.published - before.published) / seconds
         deliver_rate = (current.delivered - before.delivered) / seconds
         ack_rate = (current.acked - before.acked) / seconds
+        redeliver_rate = (current.redelivered - before.redelivered) / seconds
         queue = world.queues[(vhost, name)]
         idle = publish_rate == 0 and deliver_rate == 0 and ack_rate == 0
         samples = []
@@ -302,6 +303,8 @@ class ReplayBroker:
             unacked=current.unacked, consumers=current.consumers,
             consumer_utilisation=round(current.working / current.consumers, 3) if current.consumers else None,
             publish_rate=round(publish_rate, 3), deliver_rate=round(deliver_rate, 3), ack_rate=round(ack_rate, 3),
+            redeliver_rate=round(redeliver_rate, 3) or None,
+            dead_letter_exchange="" if queue.spec.dead_letter else None, dead_letter_routing_key=queue.spec.dead_letter,
             depth_rate=round((current.ready + current.unacked - before.ready - before.unacked) / seconds, 3),
             idle_since=queue.last_activity if idle else None, durable=queue.spec.durable, state="running",
             depth_samples=samples, consumer_hosts=world.consumer_hosts(queue.spec, now))

@@ -83,6 +83,12 @@ def _queue_references(world: World) -> list[str]:
     vhosts: dict[str, set[str]] = {}
     for queue in world.queues:
         vhosts.setdefault(queue.name, set()).add(queue.vhost)
+    for q_index, queue in enumerate(world.queues):
+        if queue.dead_letter is not None and queue.vhost not in vhosts.get(queue.dead_letter, set()):
+            problems.append(f"queues.{q_index}.dead_letter: queue {queue.name!r} dead-letters to "
+                            f"{queue.dead_letter!r}, which is not a queue of vhost {queue.vhost!r}")
+        if queue.dead_letter == queue.name:
+            problems.append(f"queues.{q_index}.dead_letter: a queue cannot dead-letter to itself")
     for f_index, flow in enumerate(world.flows):
         for s_index, step in enumerate(flow.steps):
             where = f"flows.{f_index}.steps.{s_index}"

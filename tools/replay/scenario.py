@@ -175,6 +175,25 @@ class Flow(_Strict):
         return self
 
 
+class ConsumerFailure(_Strict):
+    """While active, the consumer takes messages and fails every one: it logs `message` and gives the message
+    back, requeued (redelivered, over and over) or rejected (dead-lettered to the queue's `dead_letter`, else
+    dropped). Gate it on the consumer's image to make a bad release the cause: a rollback then ends it."""
+
+    mode: Literal["requeue", "reject"]
+    message: str = Field(min_length=1, description="logged per failed message; {id} is the publisher's id")
+    status: LogStatus = "error"
+    rate_per_min: Rate = Field(30.0, description="messages one consumer fails per minute (retries back off)")
+    start: Moment | None = None
+    end: Moment | None = None
+    only_while: Gate | None = Field(None, description="fail only while this gate holds")
+
+    @model_validator(mode="after")
+    def _window(self) -> ConsumerFailure:
+        ordered(self.start, self.end, "end")
+        return self
+
+
 class Consumer(_Strict):
     deployment: Name
     namespace: Name | None = None
@@ -183,6 +202,7 @@ class Consumer(_Strict):
     prefetch: Prefetch = Field(10, description="unacknowledged messages one consumer may hold (basic.qos)")
     message: str | None = Field(None, description="logged per consumed message; {id} is the publisher's id")
     status: LogStatus = "info"
+    fails: ConsumerFailure | None = Field(None, description="when and how it fails every message it takes")
 
 
 class Queue(_Strict):
@@ -192,6 +212,8 @@ class Queue(_Strict):
     initial_depth: Depth = 0
     consumer: Consumer | None = Field(None, description="shorthand for a single entry of `consumers`")
     consumers: list[Consumer] = Field(default_factory=list, description="every workload consuming the queue")
+    dead_letter: Name | None = Field(None, description="the queue (same vhost) its rejected messages go to, through "
+                                                       "the default exchange (x-dead-letter-routing-key)")
 
     @model_validator(mode="after")
     def _one_consumer_list(self) -> Queue:

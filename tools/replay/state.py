@@ -109,6 +109,7 @@ class QueueSim:
     published: int = 0
     delivered: int = 0
     acked: int = 0
+    redelivered: int = 0
     last_activity: datetime | None = None
     consume_credit: dict[int, float] = field(default_factory=dict)
     unacked: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # pod name -> messages it holds
@@ -126,6 +127,7 @@ class QueueState(NamedTuple):
     unacked: int = 0
     acked: int = 0
     working: int = 0  # consumers that are making progress
+    redelivered: int = 0
 
 
 @dataclass

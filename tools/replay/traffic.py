@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tools.datadog.protocol import LogRecord
-from tools.replay.scenario import FlowStep, Gate, LogStatus, Queue, Scenario
+from tools.replay.scenario import ConsumerFailure, FlowStep, Gate, LogStatus, Queue, Scenario
 from tools.replay.state import DeploymentSim, PodSim, QueueSim, Request, _stable_hash
 
 
@@ -168,9 +168,13 @@ class Traffic:
             if not working:
                 queue.consume_credit[index] = 0.0
                 continue
+            sim = pods[0][0]
+            failure = consumer.fails
+            if failure is not None and self._failing(failure, begin, end):
+                self._fail_messages(queue, index, failure, working, sim, begin, end)
+                continue
             credit = queue.consume_credit.get(index, 0.0)
             credit += working * consumer.rate_per_min * (end - begin).total_seconds() / 60.0
-            sim = pods[0][0]
             step = (end - begin) / max(1, len(queue.ready))
             count = 0
             while queue.ready and credit >= 1.0:
@@ -184,6 +188,33 @@ class Traffic:
                 if consumer.message:
                     self._log(sim, moment, consumer.message, consumer.status, variables, {})
             queue.consume_credit[index] = min(credit, 1.0) if not queue.ready else credit
+
+    def _failing(self, failure: ConsumerFailure, begin: datetime, end: datetime) -> bool:
+        if (failure.start and end <= failure.start) or (failure.end and begin >= failure.end):
+            return False
+        return self.gate_open(failure.only_while, begin)
+
+    def _fail_messages(self, queue: QueueSim, index: int, failure: ConsumerFailure, working: int,
+                       sim: DeploymentSim, begin: datetime, end: datetime) -> None:
+        """Each message taken is failed and given back: requeued at the head (redelivered next), or rejected to
+        the dead-letter queue (or dropped when there is none)."""
+        credit = queue.consume_credit.get(index, 0.0)
+        credit += working * failure.rate_per_min * (end - begin).total_seconds() / 60.0
+        target = self._queue_named(queue.spec.dead_letter, queue.spec.vhost) if queue.spec.dead_letter else None
+        step = (end - begin) / max(1, int(credit))
+        count = 0
+        while queue.ready and credit >= 1.0:
+            variables = queue.ready.popleft()
+            credit -= 1.0
+            queue.delivered += 1
+            self._log(sim, begin + step * count, failure.message, failure.status, variables, {})
+            count += 1
+            if failure.mode == "requeue":  # back at the head: the same message comes round again
+                queue.ready.appendleft(variables)
+                queue.redelivered += 1
+            elif target is not None:
+                target.ready.append(variables)
+        queue.consume_credit[index] = min(credit, 1.0)
 
     def _log(self, sim: DeploymentSim, at: datetime, template: str, status: LogStatus,
              variables: dict[str, str], attributes: dict[str, Any], *, include_hung: bool = False) -> None:

@@ -354,7 +354,7 @@ class World(Traffic):
         }
         queues = {
             key: QueueState(len(q.ready), self.consumers(q.spec, at), q.published, q.delivered, self.broker_up(at),
-                            q.unacked_count(), q.acked, self.working_consumers(q.spec, at))
+                            q.unacked_count(), q.acked, self.working_consumers(q.spec, at), q.redelivered)
             for key, q in self.queues.items()
         }
         self.snapshots.append(Snapshot(at, deployments, queues))
