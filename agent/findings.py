@@ -177,9 +177,9 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
                        "scaled to 0: nothing serves")
     if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
         return Failure("config_change", "rollback" if rolled_out else "none", "its image cannot be pulled")
-    if "CrashLoopBackOff" in waiting:
+    if "CrashLoopBackOff" in waiting:  # a workload that cannot stay up: after a rollout, a release that cannot start
         category = "resource_exhaustion" if "OOMKilled" in terminated else (
-            "consumer_crashlooping" if consumes_queue else "app_errors")
+            "consumer_crashlooping" if consumes_queue else "config_change" if rolled_out else "dependency_unavailable")
         return Failure(category, "rollback" if rolled_out else "none",
                        f"pods crash-loop (last terminated: {', '.join(sorted(t for t in terminated if t)) or '?'})")
     if unready:

@@ -302,7 +302,8 @@ class Diagnosis(Reading):
         if not changed:
             return None
         changed.sort(key=lambda item: item[0], reverse=True)
-        rolled, namespace, name, _detail = changed[0]
+        rolled, namespace, name, state = changed[0]
+        failure = serving_failure(state)  # it cannot even serve: down, not merely answering with errors
         found = self.namespace_logs(namespace, "error")
         assert found is not None
         cid, logs = found
@@ -312,9 +313,10 @@ class Diagnosis(Reading):
         remediation = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
                        "rationale": "errors began with the latest rollout",
                        "verification": ["error rate back to baseline"]} if rolled else None
-        return self._incident("app_errors", namespace, name,
+        return self._incident(failure.category if failure else "app_errors", namespace, name,
                               f"{name} is failing loudly: {logs['summary'][:160]}",
-                              "A service is returning errors" + (" since its latest rollout." if rolled else "."),
+                              (f"{name}: {failure.why}" if failure else "A service is returning errors")
+                              + (" since its latest rollout." if rolled else "."),
                               evidence, remediation, {"broken_flow": f"requests through {name}"}, 0.7)
 
     def _healthy(self) -> dict[str, Any]:
