@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +32,21 @@ rules:
       scale: {min_replicas: 1, max_replicas: 5}
       rollout_restart: {}
 """
+
+
+def isolate_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test's server reads only its own data dir and POLICY: no checkpointer or SRE_AGENT_SERVE_* from outside."""
+    from agent.remediation.flow import CHECKPOINTER_ENV
+    from agent.remediation.paths import DATA_ENV
+    from agent.remediation.policy import POLICY_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    monkeypatch.delenv(CHECKPOINTER_ENV, raising=False)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    monkeypatch.setenv(POLICY_ENV, str(policy))
+    for name in ("SCENARIO", "LIVE", "MODEL", "CONCURRENCY", "APPROVER_TOKENS", "IDENTITY_HEADER", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(f"SRE_AGENT_SERVE_{name}", raising=False)
 
 
 def write_tokens(folder: Path) -> Path:

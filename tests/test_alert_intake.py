@@ -21,10 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from agent.remediation.audit import AuditLog
-from agent.remediation.flow import CHECKPOINTER_ENV
-from agent.remediation.paths import DATA_ENV
-from agent.remediation.policy import POLICY_ENV
-from tests.serving import POLICY, TOKENS, Gate, app_for, bearer, finished, samples, sse, wait_for
+from tests.serving import TOKENS, Gate, app_for, bearer, finished, isolate_server, samples, sse, wait_for
 
 SECRET = "webhook-secret-for-tests-0123456789"
 
@@ -89,13 +86,7 @@ AM_QUESTION = ("Alertmanager alert: RabbitMQQueueNoConsumers, KubeDeploymentAtZe
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DATA_ENV, str(tmp_path))
-    monkeypatch.delenv(CHECKPOINTER_ENV, raising=False)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    monkeypatch.setenv(POLICY_ENV, str(policy))
-    for name in ("SCENARIO", "LIVE", "MODEL", "CONCURRENCY", "APPROVER_TOKENS", "IDENTITY_HEADER", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(f"SRE_AGENT_SERVE_{name}", raising=False)
+    isolate_server(tmp_path, monkeypatch)
 
 
 def signed(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.remediation.flow import CHECKPOINTER_ENV
-from agent.remediation.paths import DATA_ENV
-from agent.remediation.policy import POLICY_ENV
 from agent.server.records import InvestigationRecord, InvestigationStore
-from tests.serving import POLICY, Gate, app_for, bearer, finished, playbook_verdict, samples, sse, wait_for
+from tests.serving import (
+    Gate,
+    app_for,
+    bearer,
+    finished,
+    isolate_server,
+    playbook_verdict,
+    samples,
+    sse,
+    wait_for,
+)
 from tools.registry import TOOL_SOURCES
 
 QUESTION = "why are shipments not going out?"
@@ -21,13 +28,7 @@ COMMAND = "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DATA_ENV, str(tmp_path))
-    monkeypatch.delenv(CHECKPOINTER_ENV, raising=False)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    monkeypatch.setenv(POLICY_ENV, str(policy))
-    for name in ("SCENARIO", "LIVE", "MODEL", "CONCURRENCY", "APPROVER_TOKENS", "IDENTITY_HEADER", "WEBHOOK_SECRET"):
-        monkeypatch.delenv(f"SRE_AGENT_SERVE_{name}", raising=False)
+    isolate_server(tmp_path, monkeypatch)
 
 
 def test_an_investigation_on_the_replay_reaches_its_incident_verdict(tmp_path: Path) -> None:

@@ -15,10 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from agent.remediation.flow import CHECKPOINTER_ENV
-from agent.remediation.paths import DATA_ENV
-from agent.remediation.policy import POLICY_ENV
-from tests.serving import POLICY, TOKENS, app_for
+from tests.serving import TOKENS, app_for, isolate_server
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -31,11 +28,7 @@ pytestmark = [pytest.mark.browser,
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv(DATA_ENV, str(tmp_path))
-    monkeypatch.delenv(CHECKPOINTER_ENV, raising=False)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    monkeypatch.setenv(POLICY_ENV, str(policy))
+    isolate_server(tmp_path, monkeypatch)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
