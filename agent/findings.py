@@ -185,10 +185,25 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
     if unready:
         return Failure("config_change" if rolled_out else "dependency_unavailable",
                        "rollback" if rolled_out else "none", f"{len(unready)} pod(s) run but fail readiness")
+    if rollout_stalled(detail):  # same template again (restart) or more of it (scale) stalls the same way
+        why = "its new pods never became available: the rollout passed its progress deadline"
+        if rolled_out:
+            return Failure("config_change", "rollback", why + " since the latest rollout")
+        return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "none", why)
     if (detail.get("available") or 0) < (detail.get("desired") or 0):
         return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "none",
                        "replicas unavailable")
     return None
+
+
+def rollout_stalled(detail: dict[str, Any]) -> bool:
+    """Replicas are missing and Kubernetes says the rollout stopped making progress (Progressing=False,
+    ProgressDeadlineExceeded: its new pods did not become available within the deadline, e.g. Pending on an
+    init container or unschedulable). Pending pods alone are not enough: every rollout starts with them."""
+    if (detail.get("available") or 0) >= (detail.get("desired") or 0):
+        return False
+    return any(c.get("type") == "Progressing" and c.get("status") == "False"
+               and c.get("reason") == "ProgressDeadlineExceeded" for c in detail.get("conditions") or [])
 
 
 def revision(detail: dict[str, Any]) -> int:

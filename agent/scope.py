@@ -94,10 +94,38 @@ class Scope:
 EVERYTHING = Scope()
 
 
+HEALTHY = re.compile(r"\b(?:looks?|seems?|is|are|appears?|stays?)\s+(?:\w+\s+){0,2}?"
+                     r"(?:fine|ok|okay|healthy|good|normal|green|happy)\b"
+                     r"|\bno errors\b|\b(?:works?|working|running)\s+(?:\w+\s+)?(?:fine|normally|ok)\b",
+                     re.IGNORECASE)
+NEGATED = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno longer\b", re.IGNORECASE)
+ASKING = re.compile(r"\s*(?:is|are|am|does|do|did|can|could|should|was|were|has|have|will|would|why|what|how|"
+                    r"who|which|where|when)\b", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r"\b(?:but|while|although|though|whereas|however|yet)\b|[;—–]| - ", re.IGNORECASE)
+
+
+def without_cleared(question: str) -> str:
+    """The question minus what the asker states is fine ("the mailer looks totally fine to me", "signing itself
+    works fine"): a component the asker has already ruled out is context, not the place to look. Only statements
+    count; "is the mailer fine?" still asks about the mailer."""
+    kept = []
+    for sentence in re.findall(r"[^.!?]+[.!?]*", question):
+        clauses = CLAUSE_BREAK.split(sentence)
+        asking = sentence.rstrip().endswith("?")
+        kept += [clause for i, clause in enumerate(clauses)
+                 if not _states_fine(clause) or (asking and i == len(clauses) - 1)]
+    return " ".join(kept)
+
+
+def _states_fine(clause: str) -> bool:
+    return bool(HEALTHY.search(clause)) and not NEGATED.search(clause) and not ASKING.match(clause)
+
+
 def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple[str, str]] = (),
              consumers: Iterable[tuple[str, str]] = (), shared: Iterable[str] = ()) -> Scope:
     """Scope a question to the inventory. `workloads` are (namespace, name); `consumers` are (namespace of a
     queue's consumer, queue name) links; `shared` are namespaces every flow goes through (the broker's)."""
+    question = without_cleared(question)
     asked = set(words(question))
     spaces = sorted(set(namespaces))
     named_envs = {env for w in asked if (env := _env(w))}

@@ -128,6 +128,24 @@ def test_consistent_options_follow_the_observed_state() -> None:
                                                                                      ["rollback", "none"])
 
 
+def test_a_rollout_past_its_progress_deadline_is_undone_not_scaled_or_restarted() -> None:
+    from agent.findings import serving_failure
+    from agent.guided.verdicts import consistent_options
+
+    stalled = {"desired": 2, "available": 0, "images": ["sealer:3.4"],
+               "annotations": {"deployment.kubernetes.io/revision": "2"},
+               "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+               "pods": [{"phase": "Pending", "ready": False}, {"phase": "Pending", "ready": False}]}
+    assert consistent_options(stalled)[1] == ["rollback", "none"]
+    failure = serving_failure(stalled, consumes_queue=True)
+    assert failure is not None and (failure.category, failure.action) == ("config_change", "rollback")
+    first_revision = {**stalled, "annotations": {}}
+    assert consistent_options(first_revision)[1] == ["none"]
+    starting = {**stalled, "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]}
+    assert serving_failure(starting) is not None and serving_failure(starting).action == "none"  # type: ignore[union-attr]
+    assert consistent_options({**starting, "available": 2})[0] == []
+
+
 def test_guided_verdict_cannot_name_an_undiscovered_component() -> None:
     scenario = load_scenario("incident-5")
     model = ScriptedModel([

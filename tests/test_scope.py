@@ -70,3 +70,20 @@ def test_named_workloads_are_ordered_by_how_plainly_the_question_names_them() ->
     orders = {scope_of(question, ["notify"], order).named for order in (refs, refs[::-1], refs[1:] + refs[:1])}
     assert orders == {("notify", "notify/push-sender", "notify/notify-api", "notify/notify-broker")}, (
         "'push' is said; 'notify' only by the prefix of 'notification'; the order never depends on set order")
+
+
+def test_what_the_asker_states_is_fine_is_context_not_the_place_to_look() -> None:
+    spaces, workloads = ["alerts", "ingest", "mq"], [("alerts", "pager-relay"), ("ingest", "feed-parser")]
+    cleared = [
+        "Nobody got paged overnight. The pager relay looks totally fine to me (3/3, no errors). What broke?",
+        "Feeds stopped updating; pager-relay is healthy, I checked.",
+        "pager-relay seems OK — so why does nobody get paged?",
+    ]
+    for question in cleared:
+        assert scope_of(question, spaces, workloads).everything, question
+    asked = ["Is the pager relay fine?", "Is pager-relay fine, or is it slow?", "The pager relay does not look fine.",
+             "pager-relay is slow, is it ok?"]
+    for question in asked:
+        assert not scope_of(question, spaces, workloads).everything, question
+    partly = scope_of("The pager relay looks fine, but feed-parser keeps lagging.", spaces, workloads)
+    assert sorted(partly.namespaces) == ["ingest"]

@@ -249,6 +249,18 @@ class Diagnosis(Reading):
                     f"{data['summary']}. The queue's only consumer is gone.",
                     evidence, self._scale_back(namespace, name, data, "restore the queue's consumer"),
                     impact, 0.9)
+            failure = serving_failure(data, consumes_queue=True)
+            if failure is not None:  # replicas wanted but none serving: not ready, never started, …
+                fix = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
+                       "rationale": f"{failure.why}; a restart or more replicas repeat the same template",
+                       "verification": [f"{name} pods Running and ready", "queue consumers ≥ 1",
+                                        "queue depth falling"]} if failure.action == "rollback" else None
+                return self._incident(
+                    failure.category, namespace, name,
+                    f"{queue} has no consumer: {name} wants {data['desired']} replica(s) but {failure.why}; "
+                    f"{backlog} messages waiting.",
+                    f"The consumer of {queue} is not running, so nothing processes the queue.",
+                    evidence, fix, impact, 0.8)
         return None
 
     def _slow_queue(self) -> dict[str, Any] | None:

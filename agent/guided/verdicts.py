@@ -20,6 +20,7 @@ from agent.findings import (
     recent_rollout,
     recently_scaled,
     restore_replicas,
+    rollout_stalled,
     serving_failure,
     stuck_consumers,
     unconsumed,
@@ -85,6 +86,9 @@ def consistent_options(state: dict[str, Any] | None,
         # Restarting the revision that crashes brings back the same crash; after a rollout, undo it.
         return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
             ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
+    if rollout_stalled(state):  # the same template again, or more of it, stalls the same way
+        return ["config_change", "consumer_unavailable", "dependency_unavailable"], (
+            ["rollback", "none"] if rolled_out else ["none"])
     if state.get("available", 0) >= state.get("desired", 0):
         seen = {s.split(":")[0] for s in symptoms or set()
                 if ":" not in s or s.split(":", 1)[1] in (state.get("name"), (state.get("labels") or {}).get("name"))}

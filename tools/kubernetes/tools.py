@@ -117,6 +117,8 @@ def _detail_summary(info: DeploymentInfo, pods: list[PodInfo], last_scaled: Scal
         text += f", {restarts} restarts"
     elif unready:
         text += f"; {len(unready)} pod(s) Running but not ready"
+    elif pending := [p for p in pods if p.phase == "Pending"]:
+        text += f"; {len(pending)} pod(s) Pending: no container has started"
     elif available < desired:
         text += f"; {desired - available} replica(s) unavailable"
     if last_scaled:
