@@ -169,6 +169,9 @@ def _read_results(path: Path) -> SuiteResult:
                            "eval or fetch the artifact again") from None
     except UnicodeDecodeError:
         raise ResultsError(f"{path}: not UTF-8 text; re-run the eval or fetch the artifact again") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: JSON nested too deeply to be eval results; pass a results file written by "
+                           "sre-agent eval") from None
     except ValidationError as exc:
         problems = exc.errors()
         where = ".".join(str(part) for part in problems[0]["loc"]) or "top level"

@@ -6,10 +6,12 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from agent.remediation.approvals import ApprovalStore
 from agent.remediation.errors import RemediationError
 from agent.remediation.models import QueueRef, VerifyTarget
 from agent.remediation.policy import DEFAULT_POLICY, load_policy
@@ -210,7 +212,8 @@ def _mitigate(scenario_json: str, action_json: str) -> Check:
     target = _healthy_target(scenario) or VerifyTarget(namespace=action.namespace, deployment=action.name,
                                                        replicas=action.replicas)
     with tempfile.TemporaryDirectory(prefix="sre-agent-eval-") as data:
-        desk = Remediator.for_replay(sources, policy=load_policy(DEFAULT_POLICY), data=data)
+        scratch = ApprovalStore(Path(data) / "approvals.sqlite", shared=False)  # never the team's database
+        desk = Remediator.for_replay(sources, policy=load_policy(DEFAULT_POLICY), store=scratch)
         try:
             record = desk.propose(action, run_id=f"eval-{scenario.id}", verify_target=target)
             desk.approve(record.id, EVAL_APPROVER)

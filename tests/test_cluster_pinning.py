@@ -13,7 +13,7 @@ from agent.remediation.policy import DEFAULT_POLICY, load_policy
 from agent.remediation.service import Remediator
 from agent.verdict import Action
 from tests.test_remediation_kube import player
-from tools.kubernetes.live import kubernetes_client
+from tools.kubernetes.credentials import kubernetes_client
 from tools.settings import Settings
 
 PROD, STAGING = "https://127.0.0.1:6443", "https://127.0.0.2:6443"

@@ -120,3 +120,21 @@ def test_unreadable_kubeconfig_is_a_config_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     with pytest.raises(ConfigError, match="KUBECONFIG"):
         KubernetesCluster(Settings())
+
+
+def test_a_refused_connection_is_unavailable_not_a_timeout() -> None:
+    """Regression (issue 16): urllib3's NewConnectionError is a ConnectTimeoutError, so a closed port read as
+    "the Kubernetes API did not answer within 1.0 s" after a few milliseconds."""
+    import socket
+
+    from tools.errors import Unavailable
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    closed = KubernetesCluster(Settings(max_attempts=1, timeout_seconds=1),
+                               client.ApiClient(client.Configuration(host=f"https://127.0.0.1:{port}")))
+    with pytest.raises(Unavailable) as caught:
+        closed.list_namespaces()
+    assert caught.value.message == (f"cannot reach the Kubernetes API: HTTPSConnection(host='127.0.0.1', port={port}):"
+                                    " Failed to establish a new connection: [Errno 111] Connection refused")

@@ -435,3 +435,23 @@ def test_an_execution_whose_process_died_after_recording_it_is_closed_as_it_reco
     assert events[-2:] == ["executed", "abandoned"]
     assert "as the executor recorded before its process died" in desk.remediator.history(
         approval_id=approval_id)[-1].outcome
+
+
+def test_verifying_a_replay_with_waits_shorter_than_a_tick_ends() -> None:
+    """Regression (issue 16): `approvals verify ID --interval 1` on a replay looped for ever, growing without bound,
+    because a one-second wait never moved a world that moves in five-second ticks."""
+    from agent.remediation.models import VerifyTarget
+    from agent.remediation.verify import verify
+
+    sources = replay_sources(small_world())
+    world = sources.extras["world"]
+    target = VerifyTarget(namespace=NS, deployment=NAME, replicas=1)  # at 0, it never recovers by itself
+    report = verify(sources, target, waiter=WorldWaiter(world), timeout_s=20, interval_s=1)
+    assert (report.recovered, report.elapsed_s, len(report.observations)) == (False, 20.0, 21)
+
+    class Frozen:  # a clock that never moves: the watch still ends after one look per interval of the timeout
+        def wait(self, seconds: float) -> None:
+            pass
+
+    report = verify(sources, target, waiter=Frozen(), timeout_s=20, interval_s=1)
+    assert (report.recovered, report.elapsed_s, len(report.observations)) == (False, 0.0, 21)

@@ -67,3 +67,16 @@ class BadResponse(SourceError):
     """The source answered, but with a body that is not what its API returns (truncated, HTML, wrong types)."""
 
     kind = "bad_response"
+
+
+def transport_failure(exc: Exception, source: str, timeout_s: float) -> SourceError:
+    """A urllib3 failure of a request to `source` (Datadog's and Kubernetes' clients use urllib3): TimedOut when it
+    waited `timeout_s` in vain, else Unavailable with the reason. A refused connection is Unavailable although
+    urllib3's NewConnectionError subclasses ConnectTimeoutError: nothing was waited for."""
+    import urllib3
+
+    reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+            reason, urllib3.exceptions.NewConnectionError):
+        return TimedOut(f"{source} did not answer within {timeout_s} s")
+    return Unavailable(f"cannot reach {source}: {reason}")

@@ -7,12 +7,13 @@ is built; a missing one raises ConfigError naming the variable to set.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.errors import TimedOut
@@ -36,6 +37,9 @@ class ConfigError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
+
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 class Settings(BaseSettings):
@@ -77,19 +81,27 @@ class Settings(BaseSettings):
                                       description="RabbitMQ management user (env RABBITMQ_USER).")
     rabbitmq_password: SecretStr | None = Field(None, validation_alias="RABBITMQ_PASSWORD",
                                                 description="RabbitMQ management password (env RABBITMQ_PASSWORD).")
-    timeout_seconds: float = Field(10.0, gt=0, validation_alias="SRE_AGENT_TIMEOUT_SECONDS",
+    timeout_seconds: float = Field(10.0, gt=0, le=600, validation_alias="SRE_AGENT_TIMEOUT_SECONDS",
                                    description="Timeout of one HTTP call to a source (env SRE_AGENT_TIMEOUT_SECONDS).")
     max_attempts: int = Field(3, ge=1, le=10, validation_alias="SRE_AGENT_MAX_ATTEMPTS",
                               description="Attempts per call, retrying 429, 5xx and timeouts "
                                           "(env SRE_AGENT_MAX_ATTEMPTS).")
     max_wait_seconds: float = Field(
-        20.0, ge=0, validation_alias="SRE_AGENT_MAX_WAIT_SECONDS",
+        20.0, ge=0, le=3600, validation_alias="SRE_AGENT_MAX_WAIT_SECONDS",
         description="Cap on all the waiting between the attempts of one call, including a server's rate-limit "
                     "reset (env SRE_AGENT_MAX_WAIT_SECONDS).")
     call_deadline_seconds: float = Field(
-        30.0, gt=0, validation_alias="SRE_AGENT_CALL_DEADLINE_SECONDS",
+        30.0, gt=0, le=3600, validation_alias="SRE_AGENT_CALL_DEADLINE_SECONDS",
         description="Wall-clock bound on one call to a source, its attempts and waits included, however slowly the "
                     "server sends its answer (env SRE_AGENT_CALL_DEADLINE_SECONDS).")
+
+    @field_validator("dd_site")
+    @classmethod
+    def _a_host_name(cls, value: str) -> str:
+        if len(value) > 253 or not HOSTNAME.match(value):
+            raise ValueError("not a Datadog site: use its host name, such as datadoghq.com, datadoghq.eu or "
+                             "us5.datadoghq.com (a full URL goes in DD_HOST)")
+        return value
 
     def require(self, field: str) -> str:
         """The value of a credential field, or ConfigError naming its environment variable."""

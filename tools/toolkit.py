@@ -46,8 +46,12 @@ class ToolError(BaseModel):
     hints: list[str] = []
 
 
+MAX_ARG_CHARS = 2000
+"""Any one text argument of a tool (a name, a query): a real one is far shorter, an oversized one is refused."""
+
+
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_ARG_CHARS)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from agent.cli.common import UsageProblem, err, friendly_errors, out, report
 from agent.cli.render import progress_printer, render_approval_request, render_remediation, render_verdict
 from agent.llm.base import ChatModel, ModelError
 from agent.llm.resolve import MODEL_HELP, default_spec, resolve_model
+from agent.question import usable_question
 from agent.remediation.policy import valid_person
 from agent.state import GUIDED_BUDGETS, Budgets
 
@@ -80,6 +81,10 @@ def ask(
     """Investigate one question and print an evidence-backed verdict (and, with --remediate, act on it once a
     named human approves)."""
     with friendly_errors():
+        try:
+            question = usable_question(question)
+        except ValueError as exc:
+            raise UsageProblem(str(exc)) from None
         sources = open_sources(scenario, live, context)
         chat_model = load_model(model)
         defaults = GUIDED_BUDGETS if chat_model.guided else Budgets()
@@ -131,6 +136,8 @@ def interactive() -> bool:
         return True
     if forced in ("0", "false", "no"):
         return False
+    if forced:
+        raise UsageProblem(f"${INTERACTIVE_ENV}={forced[:40]!r}: use 1 (always prompt) or 0 (never), or unset it")
     return sys.stdin.isatty()
 
 
@@ -228,7 +235,10 @@ def chat(scenario: ScenarioOpt = None, live: LiveOpt = False, context: ContextOp
         if question in ("", "exit", "quit"):
             break
         try:
-            reply = session.ask(question)
+            reply = session.ask(usable_question(question))
+        except ValueError as exc:
+            report("error", str(exc))
+            continue
         except ModelError as exc:
             report("error", str(exc))
             continue

@@ -35,9 +35,12 @@ def parse_args(text: str) -> dict[str, Any]:
     try:
         args = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageProblem(f"--args is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+        raise UsageProblem(f"--args is not valid JSON ({exc.msg} at column {exc.colno}): {text[:200]!r}") from None
+    except RecursionError:
+        raise UsageProblem("--args is JSON nested too deeply to be tool arguments; pass a flat JSON object like "
+                           "'{\"queue\": \"q\"}'") from None
     if not isinstance(args, dict):
-        raise UsageProblem(f"--args must be a JSON object like '{{\"queue\": \"q\"}}', got {text!r}")
+        raise UsageProblem(f"--args must be a JSON object like '{{\"queue\": \"q\"}}', got {text[:200]!r}")
     return args
 
 

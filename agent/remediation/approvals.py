@@ -133,11 +133,12 @@ def _dump(model: BaseModel | None) -> str | None:
 
 class ApprovalStore:
     def __init__(self, path: str | Path | None = None, *, audit: AuditLog | None = None,
-                 clock: Clock = system_clock) -> None:
+                 clock: Clock = system_clock, shared: bool = True) -> None:
         """`path`: the local SQLite file (default `<data>/approvals.sqlite`), unless SRE_AGENT_DATABASE_URL names
-        the shared database. The audit log lives beside the approvals: in the same database when it is shared."""
+        the shared database and `shared` (False: a scratch store, such as an eval's, that never touches the team's
+        database). The audit log lives beside the approvals: in the same database when it is shared."""
         self.path = Path(path) if path is not None else data_dir() / "approvals.sqlite"
-        self.url = store_url(self.path)
+        self.url = store_url(self.path, shared=shared)
         self.where = describe(self.url)
         self.engine = engine_for(self.url)
         self.audit = audit if audit is not None else audit_for(self.url, self.engine, self.path.parent)

@@ -32,9 +32,9 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def store_url(path: str | Path) -> str:
-    """The shared database when SRE_AGENT_DATABASE_URL names one, else the SQLite file at `path`."""
-    configured = os.environ.get(DATABASE_ENV, "").strip()
+def store_url(path: str | Path, *, shared: bool = True) -> str:
+    """The shared database when SRE_AGENT_DATABASE_URL names one (and `shared`), else the SQLite file at `path`."""
+    configured = os.environ.get(DATABASE_ENV, "").strip() if shared else ""
     return configured or f"sqlite:///{Path(path)}"
 
 

@@ -248,7 +248,11 @@ class RunRegistry:
 def scenario_spec(scenario: str) -> str:
     """How a run records its scenario: an existing folder or file as an absolute path, else the id as given."""
     path = Path(scenario).expanduser()
-    return str(path.resolve()) if path.exists() else scenario
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name longer than the file system allows, a NUL byte: not a path, an id
+        exists = False
+    return str(path.resolve()) if exists else scenario
 
 
 def open_sources(spec: str, context: str | None = None) -> Sources:

@@ -58,7 +58,7 @@ class KubeActuator:
     def from_settings(cls, settings: Settings) -> KubeActuator:
         """The cluster the tools read: the same kubeconfig file and context (or service account), resolved once
         by the same function, so an investigation and its fix can never land on different clusters."""
-        from tools.kubernetes.live import kubernetes_client
+        from tools.kubernetes.credentials import kubernetes_client
 
         try:
             api = kubernetes_client(settings)

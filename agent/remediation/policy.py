@@ -14,17 +14,18 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.remediation.errors import PolicyError
 from agent.verdict import Action
+from tools.yamlfile import Bounds, YAMLFileError, read_yaml
 
 POLICY_ENV = "SRE_AGENT_POLICY"
 DEFAULT_POLICY = Path(__file__).with_name("default-policy.yaml")
 KNOWN_ACTIONS = ("scale", "rollout_restart", "rollback")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h)?\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+POLICY_BOUNDS = Bounds(bytes=256_000, depth=12, nodes=20_000)  # the default policy is 2 kB and nests 6 levels
 
 
 class _Strict(BaseModel):
@@ -40,7 +41,10 @@ def _duration(value: Any) -> timedelta:
     if not match:
         raise ValueError(f"cannot read duration {value!r}: use seconds (900) or '15m', '900s', '1h'")
     number, unit = int(match.group(1)), match.group(2) or "s"
-    return timedelta(seconds=number * {"s": 1, "m": 60, "h": 3600}[unit])
+    try:
+        return timedelta(seconds=number * {"s": 1, "m": 60, "h": 3600}[unit])
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is out of range: use seconds (900) or '15m', '900s', '1h'") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
@@ -242,18 +246,14 @@ def parse_policy(data: Any, source: str = "<memory>") -> Policy:
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """The policy at `path`, else at `$SRE_AGENT_POLICY`, else the packaged safe default."""
+    """The policy at `path`, else at `$SRE_AGENT_POLICY`, else the packaged safe default. A file beyond
+    POLICY_BOUNDS (size, nesting, nodes once aliases are expanded), not UTF-8 or with a key given twice is refused
+    before it is read as a policy."""
     chosen = path or os.environ.get(POLICY_ENV) or DEFAULT_POLICY
     where = Path(chosen).expanduser()
     origin = "" if path or chosen == DEFAULT_POLICY else f" (from ${POLICY_ENV})"
     try:
-        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{where}{origin}: policy file does not exist") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{where}{origin}: is a folder, not a policy file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{where}{origin}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{where}{origin}: not valid YAML: {exc}") from None
+        raw = read_yaml(where, what="policy file", name=f"{where}{origin}", bounds=POLICY_BOUNDS)
+    except YAMLFileError as exc:
+        raise PolicyError(str(exc)) from None
     return parse_policy(raw, str(where))

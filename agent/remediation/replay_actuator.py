@@ -91,10 +91,13 @@ def _past(summary: str) -> str:
 
 
 class WorldWaiter:
-    """Waiting, for verification on a replay: advance the simulated clock instead of sleeping."""
+    """Waiting, for verification on a replay: advance the simulated clock instead of sleeping. The world moves in
+    whole ticks, so waits shorter than a tick add up until they make one (each alone would never move it)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self._until = world.now
 
     def wait(self, seconds: float) -> None:
-        self.world.advance_to(self.world.now + timedelta(seconds=seconds))
+        self._until = max(self._until, self.world.now) + timedelta(seconds=seconds)
+        self.world.advance_to(self._until)

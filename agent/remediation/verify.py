@@ -104,12 +104,13 @@ def verify(sources: Sources, target: VerifyTarget, *, waiter: Waiter, timeout_s:
            interval_s: float = 5, give_up_broken_after_s: float = 90, rollback: Action | None = None
            ) -> VerificationReport:
     """Poll every `interval_s` until recovered or `timeout_s`; pods that stay broken end the watch after
-    `give_up_broken_after_s`. Reads only through `sources`."""
+    `give_up_broken_after_s`. Reads only through `sources`. At most one look per interval of the timeout, even on
+    a clock that does not move."""
     started = sources.clock()
     observations = [observe(sources, target, started)]
     while not recovered(observations[-1], target):
         last = observations[-1]
-        if last.elapsed_s >= timeout_s:
+        if last.elapsed_s >= timeout_s or len(observations) > timeout_s / interval_s:
             break
         if last.elapsed_s >= give_up_broken_after_s and any(w in BROKEN_WAITING for w in last.waiting):
             break

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.llm.base import ModelError
+from agent.question import Question
 from agent.server.api_investigations import source_spec
 from agent.server.chats import Chat, Chats, ChatView, Turn
 from agent.server.context import ServerDep
@@ -36,7 +37,7 @@ class ChatRequest(BaseModel):
 class MessageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=2000, examples=["show me the queue again"])
+    question: Annotated[Question, Field(examples=["show me the queue again"])]
 
 
 def chats(here: ServerDep) -> Chats:

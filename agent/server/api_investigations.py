@@ -11,6 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.llm.base import ChatModel, ModelError
+from agent.question import Question
 from agent.server.context import Server, ServerDep
 from agent.server.records import AlertRef, InvestigationRecord, InvestigationStatus, new_investigation_id
 from agent.server.runner import describe, open_sources, terminal_event
@@ -24,7 +25,7 @@ router = APIRouter(tags=["investigations"])
 class InvestigationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=3, max_length=2000, examples=["why are shipments not going out?"])
+    question: Annotated[Question, Field(examples=["why are shipments not going out?"])]
     scenario: str | None = Field(None, description="a replayed world: scenario id or path on the server")
     live: bool = Field(False, description="read the live sources the server is configured for")
     context: str | None = Field(None, description="with live: the kubeconfig context (default: the server's)")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from agent.remediation.approvals import ApprovalStore
@@ -68,6 +69,14 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
         app.include_router(module.router)
     if slack is not None:
         app.include_router(slack.router())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each problem (where, what, its type) without echoing the input: FastAPI's own handler fails
+        with a 500 on a body that is not UTF-8 (it decodes the raw bytes to show them) and returns any body whole."""
+        problems = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
+                     "type": str(error.get("type", ""))} for error in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

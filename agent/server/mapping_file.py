@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.server.settings import ServerConfigError
+from tools.yamlfile import Bounds, YAMLFileError, read_yaml
 
 Parse = Callable[[dict[Any, Any], str], dict[str, str]]
+MAPPING_BOUNDS = Bounds(bytes=1_000_000)  # some ten thousand people
 
 
 class MappingFile:
@@ -31,13 +31,14 @@ class MappingFile:
         assert self.path is not None
         try:
             stamp = self.path.stat().st_mtime
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ServerConfigError(f"{self.where}: the file does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ServerConfigError(f"{self.where}: cannot read: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ServerConfigError(f"{self.where}: not valid YAML: {exc}") from None
+        except OSError as exc:
+            raise ServerConfigError(f"{self.where}: cannot read: {exc.strerror or exc}") from None
+        try:
+            raw = read_yaml(self.path, what="mapping file", name=self.where, bounds=MAPPING_BOUNDS) or {}
+        except YAMLFileError as exc:
+            raise ServerConfigError(str(exc)) from None
         if not isinstance(raw, dict):
             raise ServerConfigError(f"{self.where}: expected a mapping of {self.expected}, got {type(raw).__name__}")
         self._entries, self._stamp = self.parse(raw, self.where), stamp

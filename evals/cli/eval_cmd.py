@@ -123,6 +123,7 @@ def eval_command(
                         resolve_model(spec)
                     except Exception as exc:
                         raise UsageProblem(str(exc)) from None
+        _report_folder(target)
     if merge is None:
         suite = _run(loaded, chosen_models, trials, jobs, seed, target)
     comparison = compare(suite, before) if before else None
@@ -135,6 +136,17 @@ def eval_command(
         for row in below:
             err.print(f"{row['model']}: pass rate {row['pass_rate']:.0%} is below {min_pass_rate:.0%}", markup=False)
         raise typer.Exit(1)
+
+
+def _report_folder(target: Path) -> None:
+    """The --report folder exists and can be written, before any run is spent on a report that cannot be kept."""
+    if target.exists() and not target.is_dir():
+        raise UsageProblem(f"--report {target} is a file, not a folder; pass a folder for the reports")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"--report {target}: cannot create the folder ({exc.strerror or exc}); pass a writable "
+                           "folder") from None
 
 
 def _run(loaded: list[Scenario], models: list[str], trials: int, jobs: int, seed: int, target: Path) -> SuiteResult:

@@ -37,9 +37,9 @@ from tools.errors import (
     NotFound,
     RateLimited,
     SourceError,
-    TimedOut,
     Unavailable,
     UnknownMetric,
+    transport_failure,
 )
 from tools.settings import Settings, header_seconds
 from tools.timerange import Clock, system_clock
@@ -121,13 +121,15 @@ class _DatadogBackend:
             return self.settings.call(function, transient=_transient, reset_after=_reset_after, source=SOURCE)
         except ApiException as exc:
             raise _translate(exc) from None
-        except (OpenApiException, UnicodeDecodeError, LookupError) as exc:  # the client could not read the body
-            raise _unreadable(exc, what) from None
         except urllib3.exceptions.HTTPError as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(reason, urllib3.exceptions.TimeoutError):
-                raise TimedOut(f"Datadog did not answer within {self.settings.timeout_seconds} s") from None
-            raise Unavailable(f"cannot reach Datadog: {reason}") from None
+            raise transport_failure(exc, "Datadog", self.settings.timeout_seconds) from None
+        except UNREADABLE as exc:  # the client could not read the body into its models
+            raise _unreadable(exc, what) from None
+
+
+# What reading a body of the wrong shape raises in the client's deserializer: its own errors, a charset that does
+# not exist, a list where it wants a mapping, nesting past Python's recursion limit, a number past a float's range.
+UNREADABLE = (OpenApiException, LookupError, TypeError, ValueError, AttributeError, OverflowError, RecursionError)
 
 
 def _unreadable(exc: Exception, what: str) -> BadResponse:
@@ -144,7 +146,7 @@ def reading(what: str) -> Iterator[None]:
     """Turn a response of the wrong shape (a missing field, a wrong type) met while reading it into BadResponse."""
     try:
         yield
-    except (OpenApiException, KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+    except (*UNREADABLE, KeyError, IndexError, OSError) as exc:  # OSError: a timestamp out of the platform's range
         raise _unreadable(exc, what) from None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,10 +16,8 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import urllib3
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -31,11 +28,12 @@ from tools.errors import (
     NotFound,
     RateLimited,
     SourceError,
-    TimedOut,
     Unavailable,
+    transport_failure,
 )
+from tools.kubernetes.credentials import kubernetes_client
 from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
-from tools.settings import ConfigError, Settings, header_seconds
+from tools.settings import Settings, header_seconds
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -43,26 +41,6 @@ logger = logging.getLogger(__name__)
 REVISION = "deployment.kubernetes.io/revision"
 KINDS = {kind.lower(): kind for kind in ("Deployment", "ReplicaSet", "Pod", "StatefulSet", "DaemonSet", "Job",
                                          "CronJob", "Service", "Node", "HorizontalPodAutoscaler", "ConfigMap")}
-
-
-def kubernetes_client(settings: Settings) -> client.ApiClient:
-    """An ApiClient from the kubeconfig (KUBECONFIG, KUBE_CONTEXT) or the pod's service account."""
-    configuration = client.Configuration()
-    in_cluster = settings.kube_in_cluster
-    if in_cluster is None:
-        in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ and not (
-            settings.kubeconfig or os.path.exists(os.path.expanduser("~/.kube/config")))
-    try:
-        if in_cluster:
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(config_file=settings.kubeconfig, context=settings.kube_context,
-                                    client_configuration=configuration, persist_config=False)
-    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
-        source = "the in-cluster service account" if in_cluster else "KUBECONFIG / KUBE_CONTEXT"
-        raise ConfigError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
-    configuration.retries = False
-    return client.ApiClient(configuration)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -262,7 +240,8 @@ def _well_formed(what: str) -> Iterator[None]:
     error naming what was asked for, never a traceback."""
     try:
         yield
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, LookupError, OverflowError, RecursionError,
+            OSError) as exc:  # LookupError: a charset that does not exist; OSError: a time out of the platform's range
         errors = exc.errors() if isinstance(exc, ValidationError) else []
         text = isinstance(exc, json.JSONDecodeError) or any(isinstance(e.get("input"), str) for e in errors)
         body = "a body that is not JSON (truncated, or a page)" if text else f"JSON that is not {what} as its API " \
@@ -302,10 +281,7 @@ class KubernetesCluster:
         except ApiException as exc:
             raise _translate(exc) from None
         except urllib3.exceptions.HTTPError as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(exc, urllib3.exceptions.TimeoutError) or isinstance(reason, urllib3.exceptions.TimeoutError):
-                raise TimedOut(f"the Kubernetes API did not answer within {timeout} s") from None
-            raise Unavailable(f"cannot reach the Kubernetes API: {reason}") from None
+            raise transport_failure(exc, "the Kubernetes API", timeout) from None
 
     def list_namespaces(self) -> list[str]:
         with _well_formed("namespaces"):

@@ -68,7 +68,7 @@ class _Reply:
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except ValueError:  # truncated or not JSON at all, or not UTF-8
+        except (ValueError, RecursionError):  # truncated or not JSON at all, not UTF-8, nested past any reason
             content_type = (self.headers.get("content-type") or "no content type").split(";")[0].strip()
             raise BadResponse(f"RabbitMQ management API returned a body that is not JSON ({content_type}, "
                               f"{len(self.body)} bytes) from {self.path}", hints=[BODY_HINT]) from None
@@ -78,7 +78,8 @@ class _Reply:
         data = self.json()
         try:
             return build(data)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+                OSError) as exc:  # OSError: a timestamp out of the platform's range
             detail = str(exc).splitlines()[0][:160] if str(exc) else ""
             raise BadResponse(f"RabbitMQ management API returned JSON of an unexpected shape from {self.path} "
                               f"({type(exc).__name__}: {detail})", hints=[BODY_HINT]) from None

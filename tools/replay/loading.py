@@ -12,11 +12,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-import yaml
 from pydantic import ValidationError
 
 from tools.replay.limits import MAX_DEPTH, MAX_EXTENDS, MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES, MAX_TEXT
 from tools.replay.scenario import Scenario
+from tools.yamlfile import Bounds, YAMLFileError, one_line, parse_text, read_text
 
 S = TypeVar("S", bound="Scenario")
 
@@ -77,57 +77,8 @@ def merge(base: Any, override: Any) -> Any:
     return override
 
 
-class _TooDeep(Exception):
-    def __init__(self, mark: yaml.Mark | None) -> None:
-        super().__init__(mark)
-        self.mark = mark
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe loader, refusing to compose nodes nested beyond MAX_DEPTH (PyYAML's composer recurses per level)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark if self.check_event() else None)
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """A key given twice in one mapping is an error, not the last one silently winning."""
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key_node.tag, key_node.value) in seen:
-                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                            f"found the key {key_node.value!r} twice",
-                                                            key_node.start_mark)
-                seen.add((key_node.tag, key_node.value))
-        return super().construct_mapping(node, deep)
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
-    """Nodes under `node` with every alias expanded; raises ValueError on an alias to its own ancestor."""
-    key = id(node)
-    if key in sizes:
-        return sizes[key]
-    if key in open_:
-        raise ValueError("an alias refers to a node that contains it (a recursive structure)")
-    open_.add(key)
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, sizes, open_) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value)
-    open_.discard(key)
-    sizes[key] = size
-    return size
+SCENARIO_BOUNDS = Bounds(bytes=MAX_FILE_BYTES, depth=MAX_DEPTH, nodes=MAX_NODES,
+                         names=("MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"))
 
 
 def _read_text(path: Path, referrer: Path | None) -> str:
@@ -137,54 +88,18 @@ def _read_text(path: Path, referrer: Path | None) -> str:
             raise ScenarioError(f"{origin} does not exist")
         if not path.is_file():
             raise ScenarioError(f"{origin} is not a regular file")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
+        return read_text(path, what="scenario", bounds=SCENARIO_BOUNDS)
     except OSError as exc:
         raise ScenarioError(f"{origin} cannot be read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{path}: larger than the limit of {MAX_FILE_BYTES:,} bytes (MAX_FILE_BYTES); "
-                            "not parsed")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a scenario is a YAML "
-                            "text file") from None
+    except YAMLFileError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def _parse(path: Path, text: str) -> Any:
     try:
-        loader = _BoundedLoader(text)
-    except yaml.reader.ReaderError as exc:  # the reader checks every character first
-        line = text.count("\n", 0, exc.position) + 1
-        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
-        raise ScenarioError(f"{path}: not valid YAML at line {line}: the character {char} is not allowed in YAML "
-                            "text") from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        size = _expanded_size(node, {}, set())
-        if size > MAX_NODES:
-            raise ScenarioError(f"{path}: {size:,} YAML nodes once aliases are expanded, above the limit of "
-                                f"{MAX_NODES:,} (MAX_NODES)")
-        return loader.construct_document(node)
-    except _TooDeep as exc:
-        where = f" at line {exc.mark.line + 1}" if exc.mark else ""
-        raise ScenarioError(f"{path}: nested deeper than the limit of {MAX_DEPTH} levels (MAX_DEPTH){where}") \
-            from None
-    except RecursionError:
-        raise ScenarioError(f"{path}: nested too deeply to read (MAX_DEPTH is {MAX_DEPTH})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        context = f" ({exc.context})" if exc.context else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}: {_one_line(f'{exc.problem}{context}')}") from None
-    except yaml.YAMLError as exc:  # a character YAML does not allow, an unreadable stream
-        raise ScenarioError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except (ValueError, OverflowError) as exc:  # an integer of thousands of digits, a 13th month, a cycle
-        raise ScenarioError(f"{path}: not a usable YAML value: {' '.join(str(exc).split())[:300]}") from None
-    finally:
-        loader.dispose()
+        return parse_text(text, what="scenario", name=str(path), bounds=SCENARIO_BOUNDS)
+    except YAMLFileError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def _named_duplicates(path: Path, raw: dict[str, Any]) -> None:
@@ -227,11 +142,6 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except (OSError, ValueError, RuntimeError) as exc:
         raise ScenarioError(f"{path}: extends: not a usable path ({exc})") from None
     return merge(_read_yaml(target, (*seen, path)), raw)
-
-
-def _one_line(text: str) -> str:
-    """`text` with every character that is not printable (a line break, a control character) escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _part(part: Any) -> str:
@@ -326,7 +236,7 @@ def load_scenario(id_or_path: str | Path, model: type[Scenario] = Scenario) -> S
         except RecursionError:
             problems.append(f"nested too deeply to validate (MAX_DEPTH is {MAX_DEPTH})")
     if problems:
-        shown = [f"{path}: {_one_line(line)}" for line in problems[:MAX_PROBLEMS]]
+        shown = [f"{path}: {one_line(line)}" for line in problems[:MAX_PROBLEMS]]
         if len(problems) > MAX_PROBLEMS:
             shown.append(f"{path}: … and {len(problems) - MAX_PROBLEMS} more problems")
         raise ScenarioError("\n".join(shown))
