@@ -12,8 +12,8 @@ from agent.signals import Observation
 from agent.verdict import Answer, AnswerKind, Fact
 
 ASKS: dict[AnswerKind, re.Pattern[str]] = {
-    "replicas": re.compile(r"\bhow many (replicas|pods|instances|copies)\b|\breplica count\b|\bscaled to\b\??$",
-                           re.IGNORECASE),
+    "replicas": re.compile(r"\bhow many\b[^?.!]{0,60}?\b(replicas|pods|instances|copies)\b|\breplica count\b|"
+                           r"\bscaled to\b\??$", re.IGNORECASE),
     "image": re.compile(r"\b(what|which) (image|version|tag|build)\b|\bimage (is|does)\b|\brunning which\b",
                         re.IGNORECASE),
     "queues": re.compile(r"\b(which|what|list( the)?|show( me)?( the)?) queues\b|\bhow deep\b|\bqueue depths\b",

@@ -8,6 +8,7 @@ cannot serve is failing, and what would bring it back.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,17 +107,41 @@ def _addressed(name: str, text: str) -> bool:
                           text))
 
 
-def blamed_dependencies(log_result: dict[str, Any], names: list[str]) -> dict[str, list[str]]:
-    """Each service whose own error/warning lines in a search_logs result name another workload, and the
-    workloads they name: a caller reporting what failed it (a refused address, an upstream's 500, a timeout)."""
-    blamed: dict[str, list[str]] = {}
+def addressed_workloads(log_result: dict[str, Any], caller_namespace: str,
+                        workloads: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(namespace, name) of the workloads that the error/warning lines of callers in `caller_namespace` address.
+    A name that several namespaces hold is the one its address gives (`name.ns.svc`, `name.ns:8080`), else the
+    callers' own, else none: a guess across namespaces would blame a stranger."""
+    owners: dict[str, list[str]] = {}
+    for namespace, name in workloads:
+        owners.setdefault(name, []).append(namespace)
+    text = " ".join(str(line.get("message", "")) for line in log_result.get("samples") or [])
+    found = []
+    for name in mentioned_workloads(log_result, sorted(owners)):
+        spaces = owners[name]
+        given = [ns for ns in spaces if re.search(rf"(?<![\w-]){re.escape(name)}\.{re.escape(ns)}(?![\w-])", text)]
+        home = given[0] if given else caller_namespace if caller_namespace in spaces else \
+            spaces[0] if len(spaces) == 1 else None
+        if home is not None:
+            found.append((home, name))
+    return found
+
+
+def blamed_dependencies(log_result: dict[str, Any], caller_namespace: str,
+                        workloads: Iterable[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Each service of `caller_namespace` whose own error/warning lines in a search_logs result address another
+    workload, and those workloads: a caller reporting what failed it (a refused address, an upstream's 500, a
+    timeout), in its namespace or another."""
+    refs = list(workloads)
+    blamed: dict[str, list[tuple[str, str]]] = {}
     for line in log_result.get("samples") or []:
         service = str(line.get("service") or "")
         if str(line.get("status", "")).lower() not in ERROR_STATUSES:
             continue
-        for name in mentioned_workloads({"samples": [line]}, [n for n in names if n != service]):
-            if name not in blamed.setdefault(service, []):
-                blamed[service].append(name)
+        others = [ref for ref in refs if ref[1] != service]
+        for ref in addressed_workloads({"samples": [line]}, caller_namespace, others):
+            if ref not in blamed.setdefault(service, []):
+                blamed[service].append(ref)
     return blamed
 
 
@@ -130,18 +155,21 @@ def logs_errors(log_result: dict[str, Any], name: str) -> bool:
     return lines >= ERROR_BURST and bool((log_result.get("by_status") or {}).get("error"))
 
 
-def failing_upstream(caller: str, error_logs: list[dict[str, Any]], states: dict[str, dict[str, Any]],
-                     own_logs: dict[str, dict[str, Any]] | None = None) -> str | None:
+Ref = tuple[str, str]  # (namespace, workload name)
+
+
+def failing_upstream(caller: Ref, error_logs: list[dict[str, Any]], states: dict[Ref, dict[str, Any]],
+                     own_logs: dict[Ref, dict[str, Any]] | None = None) -> Ref | None:
     """The workload `caller`'s own errors blame, when that workload is failing itself (it logs errors, cannot
     serve, is at 0, or hangs: callers time out while it logs nothing): the caller's errors are its symptom, not a
-    cause of their own. `error_logs` are the namespace's error searches, `states` its workloads by name (detail
-    or table row), `own_logs` the searches of a workload's own lines."""
+    cause of their own. `error_logs` are the caller's namespace's error searches, `states` the workloads known
+    (detail or table row) in any namespace, `own_logs` the searches of a workload's own lines."""
     for logs in error_logs:
-        for dependency in blamed_dependencies(logs, list(states)).get(caller, []):
+        for dependency in blamed_dependencies(logs, caller[0], states).get(caller[1], []):
             state = states.get(dependency) or {}
             failing = state.get("desired") == 0 or ("pods" in state and serving_failure(state) is not None)
             hung = hung_dependency((own_logs or {}).get(dependency), logs) is not None
-            if failing or hung or logs_errors(logs, dependency):
+            if failing or hung or logs_errors(logs, dependency[1]):
                 return dependency
     return None
 

@@ -5,7 +5,8 @@ A question that names nothing scopes to everything. A question that names a plac
 namespaces its work flows through (the consumers of its queues, the broker), but never to a *sibling*: a
 namespace that shares a word with the named one while carrying a different distinguishing word (`payments-prod`
 named, `payments-staging` is a sibling; `tenant-acme` named, `tenant-globex` is a sibling). Environment words
-are normalised, so "production" names `*-prod` and rules out `*-staging`.
+are normalised, so "production" names `*-prod` and rules out `*-staging`; so are regions ("the EU pipeline"
+rules out `orders-us`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ ENVIRONMENTS = {
     "test": ("test", "testing", "qa", "uat", "sandbox"),
 }
 _ENV_OF = {word: env for env, words in ENVIRONMENTS.items() for word in words}
+REGIONS = {
+    "eu": ("eu", "europe", "european", "emea"),
+    "us": ("us", "usa", "america", "american", "amer"),
+    "uk": ("uk", "britain", "british"),
+    "apac": ("apac", "asia", "asian"),
+}
+_REGION_OF = {word: region for region, words in REGIONS.items() for word in words}
+SHORT_CODE = 2  # "us", "eu": a region only when written in capitals ("US"), else an ordinary word ("tell us")
 # Words too generic to tell one place from another when they are part of a name.
 GENERIC = {"api", "app", "apps", "svc", "service", "services", "server", "web", "job", "jobs", "worker",
            "workers", "queue", "queues", "default", "system", "kube", "main", "core", "the", "and"}
@@ -42,6 +51,14 @@ def _names(question_words: set[str], name: str) -> bool:
     """Whether the question names `name`: the whole name, or one of its distinctive words."""
     parts = [w for w in words(name) if w not in GENERIC and (len(w) >= MIN_WORD or _env(w))]
     return any(_says(question_words, part) for part in parts)
+
+
+def _names_workload(question_words: set[str], name: str) -> bool:
+    """Whether the question names the workload `name` plainly: its head word, the last distinctive one (compounds
+    are head-final: "the mailer" names `notification-mailer`), or every distinctive word. A modifier alone is
+    likely a domain word ("device dashboards froze" hardly points at `device-registry`)."""
+    parts = [w for w in words(name) if w not in GENERIC and (len(w) >= MIN_WORD or _env(w))]
+    return bool(parts) and (_says(question_words, parts[-1]) or all(_says(question_words, p) for p in parts))
 
 
 def _strength(question_words: set[str], name: str) -> tuple[int, int]:
@@ -122,9 +139,11 @@ def _states_fine(clause: str) -> bool:
 
 
 def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple[str, str]] = (),
-             consumers: Iterable[tuple[str, str]] = (), shared: Iterable[str] = ()) -> Scope:
+             consumers: Iterable[tuple[str, str]] = (), shared: Iterable[str] = (),
+             calls: Iterable[tuple[str, str]] = ()) -> Scope:
     """Scope a question to the inventory. `workloads` are (namespace, name); `consumers` are (namespace of a
-    queue's consumer, queue name) links; `shared` are namespaces every flow goes through (the broker's)."""
+    queue's consumer, queue name) links; `shared` are namespaces every flow goes through (the broker's); `calls`
+    are (callers' namespace, namespace of a dependency their error lines address) links."""
     question = without_cleared(question)
     asked = set(words(question))
     spaces = sorted(set(namespaces))
@@ -137,13 +156,15 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     focus = frozenset(ref for ref in exact if _as_component(ref[1], text))
     said = [(ns, n) for ns, n in workloads if _names(asked, n) and ns in spaces]
     for namespace, name in exact or sorted(said, key=lambda ref: (_strength(asked, ref[1]), ref)):
-        matched.add(namespace)
+        if exact or _names_workload(asked, name):  # a modifier alone names the workload, not the place to look
+            matched.add(namespace)
         named.append(f"{namespace}/{name}")
     for namespace, queue in sorted(consumers):
         if _names(asked, queue) and namespace in spaces:
             matched.add(namespace)
             named.append(f"{namespace}/queue {queue}")
-    excluded = _siblings(direct or matched, spaces, asked) | _other_environments(spaces, named_envs)
+    excluded = _siblings(direct or matched, spaces, asked, _short_words_said(question)) \
+        | _other_environments(spaces, named_envs) | _other_regions(spaces, question)
     matched -= excluded
     named = [n for n in named if n.split("/")[0] not in excluded]
     focus = frozenset(ref for ref in focus if ref[0] not in excluded)
@@ -153,6 +174,7 @@ def scope_of(question: str, namespaces: Iterable[str], workloads: Iterable[tuple
     local = set(asked) | {w for ns in matched for w in words(ns)}
     local |= {w for namespace, name in workloads if namespace in matched for w in words(name)}
     reached |= {namespace for namespace, queue in consumers if namespace in spaces and _names(local, queue)}
+    reached |= {dependency for caller, dependency in calls if caller in matched and dependency in spaces}
     return Scope(namespaces=frozenset(reached - excluded), everything=False, named=tuple(dict.fromkeys(named)),
                  excluded=frozenset(excluded), focus=focus)
 
@@ -172,22 +194,52 @@ def _as_component(name: str, text: str) -> bool:
     return bool(found) and (rest.split(" ", 1)[0] in COMPONENT_NOUNS)
 
 
-def _siblings(matched: set[str], spaces: list[str], asked: set[str]) -> set[str]:
+def _siblings(matched: set[str], spaces: list[str], asked: set[str], short: set[str]) -> set[str]:
     """Namespaces that share a word with a named one while each has a word of its own (`payments-prod` and
     `payments-staging`, `tenant-acme` and `tenant-globex`), the other's own words not in the question. A
-    namespace that only adds to the named one's words (`media` and `media-batch`) is part of it, not a sibling."""
+    namespace that only adds to the named one's words (`media` and `media-batch`) is part of it, not a sibling.
+    Two namespaces both named by their common word (`delivery-eu` said: `delivery-us` shares "delivery") are told
+    apart by their own words: the one whose own word is not said is the sibling."""
     siblings = set()
     for other in spaces:
-        if other in matched and _names(asked, other):
-            continue
         mine = set(words(other))
         for named in matched - {other}:
             theirs = set(words(named))
             common = mine & theirs
-            if common and theirs - common and mine - common \
-                    and not any(_says(asked, w) for w in mine - common if w not in GENERIC):
+            if not (common and theirs - common and mine - common):
+                continue
+            mine_said = any(_said_in_name(asked, short, w) for w in mine - common if w not in GENERIC)
+            theirs_said = any(_said_in_name(asked, short, w) for w in theirs - common if w not in GENERIC)
+            if not mine_said and (other not in matched or theirs_said):
                 siblings.add(other)
     return siblings
+
+
+def _said_in_name(asked: set[str], short: set[str], part: str) -> bool:
+    """A distinguishing word of a name is said; a short one (`eu` of `delivery-eu`) only as part of a name or in
+    capitals (`short`), not as an ordinary word ("tell us")."""
+    return _says(asked, part) if len(part) >= MIN_WORD or _env(part) else part in short
+
+
+def _short_words_said(question: str) -> set[str]:
+    """Words shorter than MIN_WORD written as part of a name (`delivery-eu`, `eu_orders`) or in capitals (EU)."""
+    joined = {w for name in re.findall(r"\w+(?:[-_.]\w+)+", question) for w in words(name)}
+    capitals = {w.lower() for w in re.findall(r"\b[A-Z0-9]{1,3}\b", question)}
+    return {w for w in joined | capitals if len(w) < MIN_WORD}
+
+
+def _regions_said(question: str) -> set[str]:
+    said = {w.lower() for w in re.findall(r"[A-Za-z]+", question) if len(w) > SHORT_CODE or w.isupper()}
+    return {_REGION_OF[w] for w in said if w in _REGION_OF}
+
+
+def _other_regions(spaces: list[str], question: str) -> set[str]:
+    """With a region named ("the EU pipeline"), the namespaces that carry a different one (`orders-us`)."""
+    named = _regions_said(question)
+    if not named:
+        return set()
+    return {ns for ns in spaces if (regions := {r for w in words(ns) if (r := _REGION_OF.get(w))})
+            and not regions & named}
 
 
 def _other_environments(spaces: list[str], named_envs: set[str]) -> set[str]:
@@ -199,18 +251,20 @@ def _other_environments(spaces: list[str], named_envs: set[str]) -> set[str]:
 
 def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) -> Scope:
     """Scope the question to what the (tool, args, result) triples discovered so far."""
+    from agent.findings import addressed_workloads
     from agent.signals import BROKER  # one definition of what a broker looks like
 
     namespaces: set[str] = set()
     workloads: set[tuple[str, str]] = set()
-    consumers: set[tuple[str, str]] = set()
+    consumers: set[tuple[str, str]] = set()  # and, for a queue with none, a workload at 0 named like it
     consuming: set[tuple[str, str, str]] = set()  # (namespace, workload, queue)
     brokers: set[tuple[str, str]] = set()
     down: set[tuple[str, str]] = set()  # workloads below desired or at 0
     starved: set[str] = set()  # queues holding messages with no consumer
     shared: set[str] = set()
     samples: list[dict[str, Any]] = []
-    for tool, _args, data in results:
+    searches: list[tuple[str, dict[str, Any]]] = []  # (namespace searched, result)
+    for tool, args, data in results:
         if "error" in data:
             continue
         namespaces |= {row["namespace"] for row in data.get("namespaces", []) if isinstance(row, dict)}
@@ -231,7 +285,12 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
                 starved.add(data["queue"])
         if tool == "search_logs":
             samples += [line for line in data.get("samples") or [] if isinstance(line, dict)]
-    scope = scope_of(question, namespaces, workloads, consumers, shared)
+            searched = re.match(r"kube_namespace:(\S+) status:", str(args.get("query", "")))
+            if searched:
+                searches.append((searched.group(1), data))
+    consumers |= {(ns, queue) for queue in starved for ns, name in down if _names(set(words(name)), queue)}
+    calls = {(caller, ref[0]) for caller, data in searches for ref in addressed_workloads(data, caller, workloads)}
+    scope = scope_of(question, namespaces, workloads, consumers, shared, calls)
     if not scope.focus:
         return scope
     return replace(scope, focus=_flows_through(scope.focus, workloads, consuming, brokers | _missing_consumers(

@@ -87,3 +87,61 @@ def test_what_the_asker_states_is_fine_is_context_not_the_place_to_look() -> Non
         assert not scope_of(question, spaces, workloads).everything, question
     partly = scope_of("The pager relay looks fine, but feed-parser keeps lagging.", spaces, workloads)
     assert sorted(partly.namespaces) == ["ingest"]
+
+
+def test_a_region_written_in_capitals_rules_out_the_other_region() -> None:
+    scope = scope_of("Before the sale: is the EU order pipeline healthy? Ping us if not.",
+                     ["orders-eu", "orders-us", "mq"], shared=["mq"])
+    assert (sorted(scope.namespaces), sorted(scope.excluded)) == (["mq", "orders-eu"], ["orders-us"])
+    lowercase = scope_of("can you tell us why orders are slow?", ["orders-eu", "orders-us"])
+    assert lowercase.excluded == frozenset(), "'us' in a sentence is a pronoun, not a region"
+
+
+def test_two_namespaces_named_by_a_common_word_are_told_apart_by_their_own() -> None:
+    scope = scope_of("I'm on call for checkout-apac tonight; is anything broken?",
+                     ["checkout-apac", "checkout-latam", "mq"], shared=["mq"])
+    assert (sorted(scope.namespaces), sorted(scope.excluded)) == (["checkout-apac", "mq"], ["checkout-latam"])
+    short = scope_of("I'm on call for fleet-de tonight; anything broken?", ["fleet-de", "fleet-fr"])
+    assert (sorted(short.namespaces), sorted(short.excluded)) == (["fleet-de"], ["fleet-fr"])
+
+
+def test_a_modifier_word_alone_names_a_workload_but_does_not_narrow_the_search() -> None:
+    """'Sensor dashboards froze' mentions sensor-gateway, but the incident may be anywhere on the data's path."""
+    spaces = ["edge", "storage"]
+    workloads = [("edge", "sensor-gateway"), ("storage", "reading-writer")]
+    vague = scope_of("Sensor dashboards froze half an hour ago. What's up?", spaces, workloads)
+    assert vague.everything and "edge/sensor-gateway" in vague.named
+    head = scope_of("Is the gateway dropping readings?", spaces, workloads)
+    assert (head.everything, sorted(head.namespaces)) == (False, ["edge"])
+
+
+def test_the_scope_follows_callers_errors_to_a_dependency_in_another_namespace() -> None:
+    from agent.scope import scope_from_results
+
+    line = {"service": "route-planner", "status": "error",
+            "message": 'Get "http://geocoder.geo.svc.cluster.local:8080/v2": dial tcp: connect: connection refused'}
+    results = [
+        ("list_namespaces", {}, {"namespaces": [{"namespace": n} for n in ("dispatch", "geo", "billing")]}),
+        ("get_deployment", {"namespace": "dispatch"}, {"namespace": "dispatch", "deployments": [
+            {"name": "route-planner", "desired": 3, "available": 3}]}),
+        ("get_deployment", {"namespace": "geo"}, {"namespace": "geo", "deployments": [
+            {"name": "geocoder", "desired": 0, "available": 0}]}),
+        ("search_logs", {"query": "kube_namespace:dispatch status:error"}, {"total": 40, "samples": [line]}),
+    ]
+    scope = scope_from_results("The dispatch console says it couldn't plan a route. What broke?", results)
+    assert sorted(scope.namespaces) == ["dispatch", "geo"]
+
+
+def test_a_queue_without_consumers_links_to_the_workload_at_zero_named_like_it() -> None:
+    from agent.scope import scope_from_results
+
+    results = [
+        ("list_namespaces", {}, {"namespaces": [{"namespace": n} for n in ("invoicing", "render", "search")]}),
+        ("get_deployment", {"namespace": "invoicing"}, {"namespace": "invoicing", "deployments": [
+            {"name": "invoice-api", "desired": 2, "available": 2}]}),
+        ("get_deployment", {"namespace": "render"}, {"namespace": "render", "deployments": [
+            {"name": "invoice-renderer", "desired": 0, "available": 0}]}),
+        ("get_queue_stats", {"queue": "invoice.render"}, {"queue": "invoice.render", "messages": 90, "consumers": 0}),
+    ]
+    scope = scope_from_results("Invoices requested in the app never arrive. The invoice api looks busy.", results)
+    assert sorted(scope.namespaces) == ["invoicing", "render"]

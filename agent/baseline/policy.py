@@ -57,8 +57,8 @@ class PlaybookPolicy:
             if not seen.find("get_deployment", namespace=namespace, name=None):
                 calls.append(self._call("get_deployment", namespace=namespace))
         for queue in diagnosis.interesting_queues()[:4]:
-            if not seen.find("get_queue_stats", queue=queue):
-                calls.append(self._call("get_queue_stats", queue=queue))
+            if not seen.find("get_queue_stats", **diagnosis.queue_args(queue)):
+                calls.append(self._call("get_queue_stats", **diagnosis.queue_args(queue)))
         if calls:
             return calls
         for namespace, name in diagnosis.candidates()[:4]:
@@ -121,7 +121,7 @@ class PlaybookPolicy:
             wanted: list[ToolCall] = []
             if "queue" in lowered:
                 for queue in (diagnosis.stalled_queues() or diagnosis.interesting_queues())[:1]:
-                    wanted.append(self._call("get_queue_stats", queue=queue))
+                    wanted.append(self._call("get_queue_stats", **diagnosis.queue_args(queue)))
             if re.search(r"\blogs?\b", lowered):
                 for namespace, name in diagnosis.candidates()[:1]:
                     wanted.append(self._call("search_logs", query=f"kube_namespace:{namespace} service:{name}",

@@ -8,10 +8,10 @@ from typing import Any
 from agent.coverage import ANSWERED_ERRORS
 from agent.findings import (
     ERROR_BURST,
+    addressed_workloads,
     autoscaled_to_rest,
     desired_history_query,
     failing_upstream,
-    mentioned_workloads,
     stuck_consumers,
     unconsumed,
 )
@@ -55,6 +55,15 @@ class Reading:
         rows = self.queue_rows()
         flagged = [r["queue"] for r in rows if r["consumers"] == 0 or r["messages"] > 0]
         return flagged or [r["queue"] for r in rows[:3]]
+
+    def queue_args(self, queue: str) -> dict[str, Any]:
+        """The arguments that name `queue` to get_queue_stats: with its vhost when the name is in several, the
+        vhost of the flagged row (no consumer, or messages) first."""
+        rows = [r for r in self.queue_rows() if r["queue"] == queue]
+        if len({r.get("vhost") for r in rows}) < 2:
+            return {"queue": queue}
+        rows.sort(key=lambda r: (r["consumers"] != 0, -(r["messages"] or 0)))
+        return {"queue": queue, "vhost": rows[0].get("vhost")}
 
     def queue_stats(self, queue: str) -> tuple[str, dict[str, Any]] | None:
         found = self.seen.find("get_queue_stats", queue=queue)
@@ -130,15 +139,15 @@ class Reading:
         """(namespace, name, log call id) of workloads that in-scope callers' error lines name."""
         found = []
         for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
-            names = [name for ns, name in self.workloads() if ns == namespace]
             for status in ("error", "warn"):
                 logs = self.namespace_logs(namespace, status)
                 if not logs:
                     continue
-                for name in mentioned_workloads(logs[1], names):
-                    if (namespace, name, logs[0]) not in found and name not in (logs[1].get("by_service") or {}) \
-                            and self.scope.covers_workload(namespace, name):
-                        found.append((namespace, name, logs[0]))
+                for home, name in addressed_workloads(logs[1], namespace, self.workloads()):
+                    callers = logs[1].get("by_service") or {}
+                    if (home, name, logs[0]) not in found and not (home == namespace and name in callers) \
+                            and self.scope.covers_workload(home, name):
+                        found.append((home, name, logs[0]))
         return found
 
     def detail(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
@@ -153,12 +162,12 @@ class Reading:
         found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} status:{status}")
         return found if found and "error" not in found[1] else None
 
-    def failing_upstream(self, namespace: str, name: str) -> str | None:
-        states = {n: found[1] if (found := self.detail(ns, n)) else self.table_row(ns, n) or {}
-                  for ns, n in self.workloads() if ns == namespace}
+    def failing_upstream(self, namespace: str, name: str) -> tuple[str, str] | None:
+        states = {(ns, n): found[1] if (found := self.detail(ns, n)) else self.table_row(ns, n) or {}
+                  for ns, n in self.workloads()}
         logs = [found[1] for status in ("error", "warn") if (found := self.namespace_logs(namespace, status))]
-        own = {n: found[1] for n in states if (found := self.logs_of(namespace, n))}
-        return failing_upstream(name, logs, states, own)
+        own = {ref: found[1] for ref in states if (found := self.logs_of(*ref))}
+        return failing_upstream((namespace, name), logs, states, own)
 
     def error_services(self) -> list[tuple[str, str]]:
         services = []

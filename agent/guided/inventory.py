@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.findings import ERROR_BURST, broker_alarms, desired_history_query, mentioned_workloads, stuck_consumers
+from agent.findings import ERROR_BURST, addressed_workloads, broker_alarms, desired_history_query, stuck_consumers
 from agent.guided.steps import _taken
 from agent.scope import EVERYTHING, Scope, investigation_order
 from agent.signals import (
@@ -210,9 +210,10 @@ def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHIN
     for obs in observations:
         scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
-            names = [ref.split("/", 1)[1] for ref in inventory.deployments if ref.startswith(f"{scoped.group(1)}/")]
-            for name in mentioned_workloads(obs.data, names):
-                _add(found, f"{scoped.group(1)}/{name}")
+            refs = [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in inventory.deployments]
+            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs):
+                if scope.covers(namespace):
+                    _add(found, f"{namespace}/{name}")
     return found
 
 

@@ -106,13 +106,13 @@ def _namespace_errors(observations: list[Observation], namespace: str) -> list[d
             and str(o.args.get("query", "")).startswith(f"kube_namespace:{namespace} status:")]
 
 
-def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> str | None:
+def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
     from agent.validator import known_deployments
 
-    states = {name: state for (ns, name), state in known_deployments(observations).items() if ns == ref[0]}
-    own = {name: o.data for o in observations for name in states if o.ok and o.tool == "search_logs"
-           and o.args.get("query") == f"kube_namespace:{ref[0]} service:{name}"}
-    return failing_upstream(ref[1], _namespace_errors(observations, ref[0]), states, own)
+    states = known_deployments(observations)
+    own = {known: o.data for o in observations for known in states if o.ok and o.tool == "search_logs"
+           and o.args.get("query") == f"kube_namespace:{known[0]} service:{known[1]}"}
+    return failing_upstream(ref, _namespace_errors(observations, ref[0]), states, own)
 
 
 def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:

@@ -221,19 +221,17 @@ def _dependencies(read: _Reader, tables: dict[str, dict[str, Any]], found: Sweep
     """Workloads whose callers' error and warning lines name them while they cannot serve (at 0, or fewer
     available than desired), hang (callers time out, they log nothing), or fail themselves (they log errors)."""
     rows = {(ns, row["name"]): row for ns, table in tables.items() for row in table.get("deployments") or []}
-    names = sorted({name for _, name in rows})
     for namespace in tables:
         logs = read.call("search_logs", query=f"kube_namespace:{namespace} status:(error OR warn)",
                          start=RECENT_ERRORS)
         if not logs or not logs.get("total"):
             continue
-        callers_of: dict[str, list[str]] = {}
-        for caller, blamed in blamed_dependencies(logs, names).items():
-            for name in blamed:
-                callers_of.setdefault(name, []).append(caller)
+        callers_of: dict[tuple[str, str], list[str]] = {}
+        for caller, blamed in blamed_dependencies(logs, namespace, rows).items():
+            for ref in blamed:
+                callers_of.setdefault(ref, []).append(caller)
         _errors_after_rollout(read, namespace, logs, {name for ns, name in rows if ns == namespace}, found)
-        for name, callers in sorted(callers_of.items()):
-            home = namespace if (namespace, name) in rows else next(ns for ns, n in rows if n == name)
+        for (home, name), callers in sorted(callers_of.items()):
             row = rows[(home, name)]
             how = _failing(read, home, name, row, logs)
             if how:

@@ -1,0 +1,48 @@
+"""Callers' error lines address a dependency: in their namespace or another, the address telling which."""
+
+from __future__ import annotations
+
+from agent.findings import addressed_workloads, blamed_dependencies
+
+
+def _lines(*messages: str, service: str = "checkout") -> dict[str, object]:
+    return {"samples": [{"service": service, "status": "error", "message": m} for m in messages]}
+
+
+WORKLOADS = [("shop", "checkout"), ("shop", "pricing"), ("geo", "pricing"), ("tax", "tax-engine")]
+
+
+def test_the_address_names_the_dependencys_namespace() -> None:
+    logs = _lines('POST http://pricing.geo.svc.cluster.local:8080/quote: connection refused')
+    assert addressed_workloads(logs, "shop", WORKLOADS) == [("geo", "pricing")]
+
+
+def test_without_a_namespace_in_the_address_the_callers_own_is_meant() -> None:
+    assert addressed_workloads(_lines("dial tcp pricing:8080: i/o timeout"), "shop", WORKLOADS) == [("shop", "pricing")]
+
+
+def test_a_name_only_another_namespace_holds_is_that_one() -> None:
+    logs = _lines("upstream=tax-engine returned 503")
+    assert addressed_workloads(logs, "shop", WORKLOADS) == [("tax", "tax-engine")]
+
+
+def test_an_ambiguous_name_in_neither_namespace_is_not_guessed() -> None:
+    logs = _lines("dial tcp pricing:8080: connection refused")
+    assert addressed_workloads(logs, "billing", WORKLOADS) == []
+
+
+def test_each_caller_is_credited_with_what_it_blames() -> None:
+    logs = _lines('GET "http://pricing.geo.svc:8080": connection refused')
+    assert blamed_dependencies(logs, "shop", WORKLOADS) == {"checkout": [("geo", "pricing")]}
+
+
+def test_a_queue_name_in_several_vhosts_is_looked_up_in_the_vhost_of_the_flagged_one() -> None:
+    from agent.baseline.reading import Reading
+    from agent.llm.conversation import Seen
+
+    listing = {"queues": [{"queue": "jobs", "vhost": "/eu", "messages": 0, "consumers": 2},
+                          {"queue": "jobs", "vhost": "/us", "messages": 90, "consumers": 0},
+                          {"queue": "mail", "vhost": "/eu", "messages": 0, "consumers": 1}]}
+    reading = Reading(Seen(results={"c1": ("get_queue_stats", {}, listing)}, order=["c1"]))
+    assert reading.queue_args("jobs") == {"queue": "jobs", "vhost": "/us"}
+    assert reading.queue_args("mail") == {"queue": "mail"}
