@@ -107,16 +107,20 @@ def _addressed(name: str, text: str) -> bool:
                           text))
 
 
-def addressed_workloads(log_result: dict[str, Any], caller_namespace: str,
-                        workloads: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def addressed_workloads(log_result: dict[str, Any], caller_namespace: str, workloads: Iterable[tuple[str, str]],
+                        namespaces: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(namespace, name) of the workloads that the error/warning lines of callers in `caller_namespace` address.
     A name that several namespaces hold is the one its address gives (`name.ns.svc`, `name.ns:8080`), else the
-    callers' own, else none: a guess across namespaces would blame a stranger."""
+    callers' own, else none: a guess across namespaces would blame a stranger. A cluster address of a service in
+    one of `namespaces` (`name.ns.svc…`) names it even before that namespace's workloads are listed."""
     owners: dict[str, list[str]] = {}
     for namespace, name in workloads:
         owners.setdefault(name, []).append(namespace)
-    text = " ".join(str(line.get("message", "")) for line in log_result.get("samples") or [])
-    found = []
+    text = " ".join(str(line.get("message", "")) for line in log_result.get("samples") or []
+                    if str(line.get("status", "")).lower() in ERROR_STATUSES)
+    found = [(ns, name) for ns in namespaces if ns != caller_namespace for name in re.findall(
+        rf"(?<![\w.-])([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.{re.escape(ns)}\.svc\b", text)
+        if ns not in owners.get(name, [])]
     for name in mentioned_workloads(log_result, sorted(owners)):
         spaces = owners[name]
         given = [ns for ns in spaces if re.search(rf"(?<![\w-]){re.escape(name)}\.{re.escape(ns)}(?![\w-])", text)]

@@ -289,7 +289,8 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
             if searched:
                 searches.append((searched.group(1), data))
     consumers |= {(ns, queue) for queue in starved for ns, name in down if _names(set(words(name)), queue)}
-    calls = {(caller, ref[0]) for caller, data in searches for ref in addressed_workloads(data, caller, workloads)}
+    calls = {(caller, ref[0]) for caller, data in searches for ref in addressed_workloads(
+        data, caller, workloads, namespaces)}
     scope = scope_of(question, namespaces, workloads, consumers, shared, calls)
     if not scope.focus:
         return scope

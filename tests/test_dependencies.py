@@ -31,6 +31,18 @@ def test_an_ambiguous_name_in_neither_namespace_is_not_guessed() -> None:
     assert addressed_workloads(logs, "billing", WORKLOADS) == []
 
 
+def test_a_cluster_address_names_a_service_in_a_namespace_not_yet_listed() -> None:
+    logs = _lines('Get "http://geocoder.maps.svc.cluster.local:8080/v2": connection refused')
+    assert addressed_workloads(logs, "shop", WORKLOADS, ["shop", "maps"]) == [("maps", "geocoder")]
+    assert addressed_workloads(logs, "shop", WORKLOADS) == []  # no namespace known: nothing guessed
+
+
+def test_only_error_lines_address_a_dependency() -> None:
+    logs = {"samples": [{"service": "checkout", "status": "info",
+                         "message": "GET http://pricing.geo.svc:8080/quote 200"}]}
+    assert addressed_workloads(logs, "shop", WORKLOADS, ["geo"]) == []
+
+
 def test_each_caller_is_credited_with_what_it_blames() -> None:
     logs = _lines('GET "http://pricing.geo.svc:8080": connection refused')
     assert blamed_dependencies(logs, "shop", WORKLOADS) == {"checkout": [("geo", "pricing")]}

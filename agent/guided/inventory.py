@@ -206,12 +206,13 @@ def _unreachable(observations: list[Observation], tool: str) -> bool:
 def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
     """Workloads in scope that callers' error lines name (a refused address, a timeout against them)."""
     inventory = Inventory.of(observations, scope)
+    known = Inventory.of(observations).namespaces
     found: list[str] = []
     for obs in observations:
         scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
             refs = [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in inventory.deployments]
-            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs):
+            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs, known):
                 if scope.covers(namespace):
                     _add(found, f"{namespace}/{name}")
     return found
