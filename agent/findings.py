@@ -118,9 +118,9 @@ def addressed_workloads(log_result: dict[str, Any], caller_namespace: str, workl
         owners.setdefault(name, []).append(namespace)
     text = " ".join(str(line.get("message", "")) for line in log_result.get("samples") or []
                     if str(line.get("status", "")).lower() in ERROR_STATUSES)
-    found = [(ns, name) for ns in namespaces if ns != caller_namespace for name in re.findall(
+    found = list(dict.fromkeys((ns, name) for ns in namespaces if ns != caller_namespace for name in re.findall(
         rf"(?<![\w.-])([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.{re.escape(ns)}\.svc\b", text)
-        if ns not in owners.get(name, [])]
+        if ns not in owners.get(name, [])))
     for name in mentioned_workloads(log_result, sorted(owners)):
         spaces = owners[name]
         given = [ns for ns in spaces if re.search(rf"(?<![\w-]){re.escape(name)}\.{re.escape(ns)}(?![\w-])", text)]
