@@ -239,6 +239,9 @@ def rollout_stalled(detail: dict[str, Any]) -> bool:
 
 
 def revision(detail: dict[str, Any]) -> int:
+    """The workload's template revision (1 when unknown): more than 1 means a rollout it can be rolled back from."""
+    if isinstance(detail.get("revision"), int):
+        return int(detail["revision"])
     raw = (detail.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1")
     return int(raw) if str(raw).isdigit() else 1
 
@@ -255,9 +258,19 @@ def recently_scaled(state: dict[str, Any]) -> bool:
     return any(e.get("reason") == "ScalingReplicaSet" for e in state.get("events") or [])
 
 
+STATEFUL_POD_EVENT = re.compile(r"^(create|delete) Pod (\S+) in StatefulSet \S+ successful$")
+
+
 def recent_rollout(state: dict[str, Any]) -> bool:
-    """A new ReplicaSet took over within the deployment's recent events (a rollout, not a resize): a replica set
-    was scaled up and another down, or the one scaled is not the one the current pods belong to."""
+    """A new template took over within the workload's recent events (a rollout, not a resize). A Deployment: a
+    replica set was scaled up and another down, or the one scaled is not the one the current pods belong to. A
+    StatefulSet: one of its pods was deleted and created again (scaling only adds or removes the highest ones)."""
+    if state.get("kind") == "StatefulSet":
+        verbs: dict[str, set[str]] = {}
+        for event in state.get("events") or []:
+            if found := STATEFUL_POD_EVENT.match(str(event.get("message", ""))):
+                verbs.setdefault(found[2], set()).add(found[1])
+        return revision(state) > 1 and any(seen == {"create", "delete"} for seen in verbs.values())
     scaling = [str(e.get("message", "")) for e in state.get("events") or [] if e.get("reason") == "ScalingReplicaSet"]
     if any("scaled up" in m.lower() for m in scaling) and any("scaled down" in m.lower() for m in scaling):
         return True
@@ -283,9 +296,15 @@ def restore_replicas(detail: dict[str, Any], desired_history: dict[str, Any] | N
     return max(1, before, (detail.get("autoscaler") or {}).get("min_replicas") or 1)
 
 
-def desired_history_query(namespace: str, name: str) -> str:
+KUBE_STATE_METRICS = {"Deployment": ("deployment", "kube_deployment"),
+                      "StatefulSet": ("statefulset", "kube_stateful_set")}
+"""Datadog's kube-state-metrics family and name tag for each workload kind."""
+
+
+def desired_history_query(namespace: str, name: str, kind: str = "Deployment") -> str:
     """The metric query for a workload's desired-replica history (kube-state-metrics through Datadog)."""
-    return f"max:kubernetes_state.deployment.replicas_desired{{kube_namespace:{namespace},kube_deployment:{name}}}"
+    family, tag = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
+    return f"max:kubernetes_state.{family}.replicas_desired{{kube_namespace:{namespace},{tag}:{name}}}"
 
 
 def broker_alarms(queue_results: list[dict[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ from agent.coverage import still_possible, unread_sources
 from agent.drafts import VerdictDraft
 from agent.scope import EVERYTHING, Scope
 from agent.signals import CORE_SIGNALS, Observation, checked_signals
-from agent.verdict import Evidence, Remediation, Verdict
+from agent.verdict import Action, Evidence, Remediation, RootCause, Verdict
 
 CONSUMER_CATEGORIES = ("consumer_unavailable", "consumer_crashlooping", "consumer_too_slow")
 
@@ -114,6 +114,21 @@ def known_deployments(observations: list[Observation]) -> dict[tuple[str, str], 
     return found
 
 
+def _kinds_as_read(root_cause: RootCause | None, remediation: Remediation | None,
+                   workloads: dict[tuple[str, str], dict[str, Any]]) -> tuple[RootCause | None, Remediation | None]:
+    """A workload's kind (Deployment, StatefulSet) is what the cluster said it is, whatever the draft wrote."""
+    component = root_cause.component if root_cause else None
+    if root_cause and component and component.kind != "Queue" and (
+            state := workloads.get((component.namespace, component.name))):
+        kind = state.get("kind", "Deployment")
+        root_cause = root_cause.model_copy(update={"component": component.model_copy(update={"kind": kind})})
+    if remediation and (state := workloads.get((remediation.action.namespace, remediation.action.name))):
+        action = Action.model_validate({**remediation.action.model_dump(), "kind": state.get("kind", "Deployment")})
+        remediation = Remediation(action=action, risk=remediation.risk, rationale=remediation.rationale,
+                                  verification=remediation.verification)
+    return root_cause, remediation
+
+
 def validate(draft: VerdictDraft, history: list[Observation], scope: Scope = EVERYTHING,
              unconfigured: dict[str, str] | None = None) -> tuple[Verdict, list[str]]:
     """`unconfigured`: the sources this process has no configuration for (`Sources.missing`)."""
@@ -136,6 +151,7 @@ def validate(draft: VerdictDraft, history: list[Observation], scope: Scope = EVE
         remediation = None
     names = known_names(history)
     deployments = known_deployments(history)
+    root_cause, remediation = _kinds_as_read(root_cause, remediation, deployments)
 
     def cap(limit: float, reason: str) -> None:
         nonlocal confidence

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tools.kubernetes.protocol import WorkloadKind
+
 Status = Literal["incident", "healthy", "inconclusive"]
 Category = Literal[
     "consumer_unavailable", "consumer_crashlooping", "consumer_too_slow", "consumer_stuck", "broker_unavailable",
@@ -56,7 +58,7 @@ class Action(_Model):
     """A typed, allowlistable change to the cluster. The kubectl line is rendered from it, never the reverse."""
 
     action: ActionKind
-    kind: Literal["Deployment"] = "Deployment"
+    kind: WorkloadKind = "Deployment"
     namespace: str = ""
     name: str = ""
     replicas: int | None = Field(None, description="for scale: the replica count to set")
@@ -74,7 +76,7 @@ class Action(_Model):
         return self
 
     def command(self) -> str | None:
-        target = f"deployment/{self.name}"
+        target = self.resource()
         ns = shlex.quote(self.namespace)
         if self.action == "scale":
             return f"kubectl -n {ns} scale {shlex.quote(target)} --replicas={self.replicas}"
@@ -86,6 +88,10 @@ class Action(_Model):
 
     def target_ref(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
+
+    def resource(self) -> str:
+        """kubectl's `kind/name`, e.g. statefulset/ledger."""
+        return f"{self.kind.lower()}/{self.name}"
 
 
 class Remediation(_Model):

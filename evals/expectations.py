@@ -7,7 +7,7 @@ against the agent's own enums (`Category`, `ActionKind`, `Status`), and the name
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,7 +17,7 @@ from tools.replay.scenario import Moment, Scenario, _Strict
 
 
 class ComponentRef(_Strict):
-    kind: str = "Deployment"
+    kind: Literal["Deployment", "StatefulSet", "Queue"] = "Deployment"
     namespace: str
     name: str
 
@@ -84,7 +84,9 @@ class ExpectedFact(_Strict):
     value: Any
 
     def found_in(self, facts: list[Any]) -> bool:
-        return any(f.field == self.field and f.value == self.value and self.subject in (None, f.subject)
+        """A single expected value also matches a list holding only it (one container's image in `images`)."""
+        return any(f.field == self.field and self.subject in (None, f.subject)
+                   and (f.value == self.value or (not isinstance(self.value, list) and f.value == [self.value]))
                    for f in facts)
 
 
@@ -176,7 +178,8 @@ class EvalScenario(Scenario):
         if self.expect is None:
             return self
         world = self.world
-        deployments = {(d.namespace or world.namespace, d.name) for d in world.deployments}
+        kinds = {(d.namespace or world.namespace, d.name): d.kind for d in world.deployments}
+        deployments = set(kinds)
         queues = {(q.vhost, q.name) for q in world.queues}
         problems = []
         refs = [("expect.component", self.expect.component)]
@@ -185,9 +188,12 @@ class EvalScenario(Scenario):
         for where, ref in refs:
             if ref is None:
                 continue
-            known = queues if ref.kind == "Queue" else deployments if ref.kind == "Deployment" else None
-            if known is not None and (ref.namespace, ref.name) not in known:
+            known = queues if ref.kind == "Queue" else deployments
+            if (ref.namespace, ref.name) not in known:
                 problems.append(f"{where}: no {ref.kind} {ref.namespace}/{ref.name} in the world")
+            elif ref.kind != "Queue" and kinds[(ref.namespace, ref.name)] != ref.kind:
+                problems.append(f"{where}: {ref.namespace}/{ref.name} is a {kinds[(ref.namespace, ref.name)]} in "
+                                f"the world, not a {ref.kind}")
         names = {name for _, name in deployments}
         spaces = {namespace for namespace, _ in deployments}
         for rule in self.expect.forbidden_actions:

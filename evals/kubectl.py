@@ -6,25 +6,30 @@ from __future__ import annotations
 import shlex
 
 from agent.verdict import Action
+from tools.kubernetes.protocol import WorkloadKind
 
-_DEPLOYMENT_WORDS = {"deployment", "deployments", "deploy", "deployment.apps", "deployments.apps"}
+_KIND_WORDS: dict[str, WorkloadKind] = {
+    **{word: "Deployment" for word in ("deployment", "deployments", "deploy", "deployment.apps", "deployments.apps")},
+    **{word: "StatefulSet" for word in ("statefulset", "statefulsets", "sts", "statefulset.apps",
+                                        "statefulsets.apps")},
+}
 
 
 class KubectlParseError(ValueError):
     pass
 
 
-def _target(words: list[str]) -> str:
+def _target(words: list[str]) -> tuple[WorkloadKind, str]:
     if not words:
-        raise KubectlParseError("no target deployment")
+        raise KubectlParseError("no target workload")
     head = words[0]
     if "/" in head:
         kind, name = head.split("/", 1)
-        if kind.lower() not in _DEPLOYMENT_WORDS:
+        if kind.lower() not in _KIND_WORDS:
             raise KubectlParseError(f"unsupported kind {kind!r}")
-        return name
-    if head.lower() in _DEPLOYMENT_WORDS and len(words) > 1:
-        return words[1]
+        return _KIND_WORDS[kind.lower()], name
+    if head.lower() in _KIND_WORDS and len(words) > 1:
+        return _KIND_WORDS[head.lower()], words[1]
     raise KubectlParseError(f"cannot read target from {' '.join(words)!r}")
 
 
@@ -55,9 +60,10 @@ def parse_kubectl(command: str) -> Action:
     if rest[:1] == ["scale"]:
         if replicas is None or not replicas.isdigit():
             raise KubectlParseError(f"scale without a numeric --replicas: {command!r}")
-        return Action(action="scale", namespace=namespace, name=_target(rest[1:]), replicas=int(replicas))
-    if rest[:2] == ["rollout", "restart"]:
-        return Action(action="rollout_restart", namespace=namespace, name=_target(rest[2:]))
-    if rest[:2] == ["rollout", "undo"]:
-        return Action(action="rollback", namespace=namespace, name=_target(rest[2:]))
+        kind, name = _target(rest[1:])
+        return Action(action="scale", kind=kind, namespace=namespace, name=name, replicas=int(replicas))
+    for verb, action in ((["rollout", "restart"], "rollout_restart"), (["rollout", "undo"], "rollback")):
+        if rest[:2] == verb:
+            kind, name = _target(rest[2:])
+            return Action.model_validate({"action": action, "kind": kind, "namespace": namespace, "name": name})
     raise KubectlParseError(f"unsupported kubectl verb in {command!r}")

@@ -53,7 +53,7 @@ class Score(BaseModel):
 
 def _world_components(scenario: Scenario) -> set[tuple[str, str, str]]:
     world = scenario.world
-    found = {("Deployment", d.namespace or world.namespace, d.name) for d in world.deployments}
+    found: set[tuple[str, str, str]] = {(d.kind, d.namespace or world.namespace, d.name) for d in world.deployments}
     found |= {("Queue", q.vhost, q.name) for q in world.queues}
     return found
 
@@ -129,8 +129,11 @@ def score_run(verdict: Verdict, observations: list[Observation], scenario: Scena
             problems = []
             if action.action != wanted.action:
                 problems.append(f"action {action.action}, expected {wanted.action}")
-            if wanted.target and (action.namespace, action.name) != (wanted.target.namespace, wanted.target.name):
-                problems.append(f"target {action.namespace}/{action.name}, expected "
+            if wanted.target and (action.kind, action.namespace, action.name) != (
+                    wanted.target.kind, wanted.target.namespace, wanted.target.name):
+                kinds = action.kind != wanted.target.kind
+                problems.append(f"target {action.target_ref() if kinds else f'{action.namespace}/{action.name}'}, "
+                                f"expected {f'{wanted.target.kind} ' if kinds else ''}"
                                 f"{wanted.target.namespace}/{wanted.target.name}")
             problems += wanted.parameter_mismatches({"replicas": action.replicas})
             checks.append(Check(name="remediation", passed=not problems,
@@ -182,12 +185,12 @@ def _healthy_target(scenario: Scenario) -> VerifyTarget | None:
     expect = scenario.expect
     component = (expect.remediation.target if expect and expect.remediation else None) or (
         expect.component if expect else None)
-    if component is None or component.kind != "Deployment":
+    if component is None or component.kind == "Queue":
         return None
     world = scenario.world
     queue = next((QueueRef(vhost=q.vhost, name=q.name) for q in world.queues for c in q.consumers
                   if world.workload_key(c.deployment, c.namespace) == (component.namespace, component.name)), None)
-    return VerifyTarget(namespace=component.namespace, deployment=component.name, queue=queue)
+    return VerifyTarget(namespace=component.namespace, deployment=component.name, kind=component.kind, queue=queue)
 
 
 def mitigation_check(verdict: Verdict, scenario: Scenario) -> Check | None:
@@ -209,8 +212,7 @@ def _mitigate(scenario_json: str, action_json: str) -> Check:
     """The outcome depends only on the (seeded) scenario and the action, so trials share it."""
     scenario, action = Scenario.model_validate_json(scenario_json), Action.model_validate_json(action_json)
     sources = replay_sources(scenario)
-    target = _healthy_target(scenario) or VerifyTarget(namespace=action.namespace, deployment=action.name,
-                                                       replicas=action.replicas)
+    target = _healthy_target(scenario) or VerifyTarget.of(action)
     with tempfile.TemporaryDirectory(prefix="sre-agent-eval-") as data:
         scratch = ApprovalStore(Path(data) / "approvals.sqlite", shared=False)  # never the team's database
         desk = Remediator.for_replay(sources, policy=load_policy(DEFAULT_POLICY), store=scratch)

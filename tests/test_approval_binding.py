@@ -47,6 +47,8 @@ def replicas_now(remediator: Remediator) -> int:
                                         '"name":"queue-master","replicas":5}'),
     ("UPDATE approvals SET action = ?", '{"action":"rollout_restart","kind":"Deployment","namespace":"sock-shop",'
                                         '"name":"queue-master","replicas":null}'),
+    ("UPDATE approvals SET action = ?", '{"action":"scale","kind":"StatefulSet","namespace":"sock-shop",'
+                                        '"name":"queue-master","replicas":1}'),
     ("UPDATE approvals SET approver = ?", "mallory"),
 ])
 def test_a_record_edited_after_approval_is_refused_audited_and_changes_nothing(
@@ -77,6 +79,17 @@ def test_an_untouched_approval_executes(tmp_path: Path) -> None:
     remediator = desk(tmp_path)
     record = remediator.propose(ACTION, run_id="run-1")
     remediator.approve(record.id, "oncall-sre")
+    assert remediator.execute(record.id).approval.status == "executed"
+    assert replicas_now(remediator) == 1
+
+
+def test_a_record_proposed_before_workload_kinds_were_recorded_still_executes(tmp_path: Path) -> None:
+    """Its verify target was stored without `kind`; a Deployment's digest never covered it."""
+    remediator = desk(tmp_path)
+    record = remediator.propose(ACTION, run_id="run-1")
+    remediator.approve(record.id, "oncall-sre")
+    edit(tmp_path, "UPDATE approvals SET verify = ?", '{"namespace":"sock-shop","deployment":"queue-master",'
+                                                      '"replicas":1,"queue":null}')
     assert remediator.execute(record.id).approval.status == "executed"
     assert replicas_now(remediator) == 1
 

@@ -58,7 +58,8 @@ def test_the_executor_may_only_scale_and_restart_where_the_policy_allows(tmp_pat
     for role in roles:
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "patch"}, rule
-            assert set(rule["resources"]) <= {"deployments", "deployments/scale", "statefulsets/scale"}, rule
+            assert set(rule["resources"]) <= {"deployments", "statefulsets", "deployments/scale",
+                                              "statefulsets/scale"}, rule
     [configmap] = _of("ConfigMap")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(configmap["data"]["policy.yaml"], encoding="utf-8")

@@ -203,7 +203,8 @@ def test_keda_report_builder_idle() -> None:
     assert (row["messages"], row["consumers"], row["publish_rate"]) == (0, 0, 0.0)
     assert row["depth_samples"][-1] == 0 and "NO CONSUMER" not in row["summary"]
     assert call(sources, "get_queue_stats")["attention"] == []
-    replicas = metric_trend(sources, "max:kubernetes_state.deployment.replicas_desired{kube_deployment:report-builder}")
+    replicas = metric_trend(sources,
+                            "max:kubernetes_state.statefulset.replicas_desired{kube_stateful_set:report-builder}")
     assert (replicas["first"], replicas["last"]) == (0, 0) and replicas["max"] >= 2
     scheduled = logs(sources, 'kube_namespace:analytics "scheduled report job"', start="now-1h")
     rendered = logs(sources, 'kube_namespace:analytics service:report-builder "report rendered"', start="now-1h")

@@ -56,7 +56,7 @@ def test_statefulset_at_zero_is_read_with_the_hpa_that_targets_it(cluster: Kuber
     assert info == DeploymentInfo(
         namespace=NS, name="ledger", kind="StatefulSet", desired=0, ready=0, available=0, updated=0, unavailable=0,
         images=["registry.example.com/payments/ledger:5.2.0"], labels={"app": "ledger", "tier": "data"},
-        selector={"app": "ledger"}, conditions=[], revision=None, created=at("2025-09-22T11:04:09"),
+        selector={"app": "ledger"}, conditions=[], revision=3, created=at("2025-09-22T11:04:09"),
         autoscaler=LEDGER_HPA, autoscaler_gap=None)
 
 

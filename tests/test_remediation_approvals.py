@@ -146,7 +146,7 @@ def test_propose_stores_a_pending_approval_with_snapshot_and_dry_run(desk: Desk)
                                "images": ["example/worker:2.1"], "uid": None},
                     "after": {"replicas": 1}, "status_code": None},
         "snapshot": {"exists": True, "replicas": 0, "revision": "1", "images": ["example/worker:2.1"], "uid": None},
-        "verify": {"namespace": NS, "deployment": NAME, "replicas": 1, "queue": None},
+        "verify": {"namespace": NS, "deployment": NAME, "kind": "Deployment", "replicas": 1, "queue": None},
         "proposer": "sre-agent", "requested_at": desk.clock.now, "expires_at": desk.clock.now + timedelta(minutes=15),
         "status": "pending", "approver": None, "decided_at": None, "reason": None, "executed_at": None,
         "result": None,

@@ -129,3 +129,35 @@ def test_rollback_replaces_the_template_with_the_previous_replica_sets(desk: Rem
     sent = [(r.method, r.headers.get("Content-Type"), r.query) for r in cassette.requests if r.method == "PATCH"]
     assert sent == [("PATCH", "application/json-patch+json", [("dryRun", "All"), ("fieldManager", "sre-agent")])] * 2 \
         + [("PATCH", "application/json-patch+json", [("fieldManager", "sre-agent")])]
+
+
+STATEFUL_SET = {"kind": "StatefulSet", "namespace": "ledger", "name": "filer"}
+
+
+def test_a_statefulset_is_scaled_through_its_scale_subresource(desk: Remediator) -> None:
+    with player.use_cassette("statefulset_scale_flow.yaml") as cassette:
+        record = desk.propose(Action(action="scale", replicas=2, **STATEFUL_SET), run_id="r")  # type: ignore[arg-type]
+        assert record.snapshot.revision == "filer-7d9c6b5f48" and record.snapshot.replicas == 0
+        assert record.command == "kubectl -n ledger scale statefulset/filer --replicas=2"
+        desk.approve(record.id, "oncall-sre")
+        result = desk.execute(record.id)
+        assert cassette.all_played and cassette.play_count == 5
+    assert result.applied.summary == "applied: scale statefulset/filer in ledger to 2 replicas"
+    assert result.inverse_command == "kubectl -n ledger scale statefulset/filer --replicas=0"
+
+
+def test_a_statefulset_rolls_back_to_its_previous_controller_revision(desk: Remediator) -> None:
+    with player.use_cassette("statefulset_rollback_flow.yaml") as cassette:
+        record = desk.propose(Action(action="rollback", **STATEFUL_SET), run_id="r")  # type: ignore[arg-type]
+        assert record.dry_run is not None and record.dry_run.summary == (
+            "server accepted (dry run): roll statefulset/filer in ledger back from revision 4 to 3 "
+            "(registry.example.com/ledger/filer:2.0)")
+        desk.approve(record.id, "oncall-sre")
+        result = desk.execute(record.id)
+        assert cassette.all_played and cassette.play_count == 11
+    assert result.applied.after == {"to_revision": "3", "replicas": 2,
+                                    "images": ["registry.example.com/ledger/filer:2.0"]}
+    patches = [r for r in cassette.requests if r.method == "PATCH"]
+    assert [p.headers.get("Content-Type") for p in patches] == ["application/json-patch+json"] * 3
+    assert '"$patch"' not in patches[-1].body.decode() and '"path": "/metadata/generation", "value": 4' in \
+        patches[-1].body.decode()

@@ -146,8 +146,8 @@ def test_a_keda_scaled_batch_consumer_cycles_through_zero_and_drains(tmp_path: P
     history = call(sources, "list_events", namespace="shop", since="now-1h", involved_object="exporter")
     assert {"KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated"} <= set(history["by_reason"])
     assert call(sources, "get_queue_stats", queue="exports")["messages"] == 0
-    replicas = call(sources, "get_metric", query="max:kubernetes_state.deployment.replicas_desired"
-                                                 "{kube_deployment:exporter}")["series"][0]["trend"]
+    replicas = call(sources, "get_metric", query="max:kubernetes_state.statefulset.replicas_desired"
+                                                 "{kube_stateful_set:exporter}")["series"][0]["trend"]
     assert (replicas["max"], replicas["last"]) == (3, 0)
 
 

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from agent.baseline.reading import LONG_HISTORY, SILENT_WINDOW, desired_query
+from agent.baseline.reading import LONG_HISTORY, SILENT_WINDOW
 from agent.baseline.rules import Diagnosis
 from agent.llm.base import AssistantTurn, Message, ToolCall
 from agent.llm.conversation import Seen, read_conversation
@@ -68,9 +68,9 @@ class PlaybookPolicy:
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
             detail = diagnosis.detail(namespace, name)
-            if detail and detail[1]["desired"] == 0 and not seen.find("get_metric",
-                                                                       query=desired_query(namespace, name)):
-                calls.append(self._call("get_metric", query=desired_query(namespace, name), start=LONG_HISTORY))
+            query = diagnosis.desired_query(namespace, name)
+            if detail and detail[1]["desired"] == 0 and not seen.find("get_metric", query=query):
+                calls.append(self._call("get_metric", query=query, start=LONG_HISTORY))
             if detail and detail[1]["desired"] == 0 and not detail[1].get("last_scaled") and not seen.find(
                     "list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name):
                 calls.append(self._call("list_events", namespace=namespace, since=LONG_HISTORY,
@@ -95,7 +95,8 @@ class PlaybookPolicy:
             return calls
         wanted = [*diagnosis.error_services()[:3], *[(ns, n) for ns, n, _ in diagnosis.failing_dependencies()[:3]],
                   *diagnosis.named_workloads()[:3]]
-        wanted += [ref for q in diagnosis.stuck_queues()[:2] for ref in diagnosis.consumers_of(q)[:1]]
+        held_or_given_back = [*diagnosis.stuck_queues()[:2], *diagnosis.rejecting_queues()[:2]]
+        wanted += [ref for q in held_or_given_back for ref in diagnosis.consumers_of(q)[:1]]
         for namespace, name in dict.fromkeys(wanted):
             if not seen.find("get_deployment", namespace=namespace, name=name):
                 calls.append(self._call("get_deployment", namespace=namespace, name=name))
@@ -107,7 +108,7 @@ class PlaybookPolicy:
             query = f"kube_namespace:{namespace} service:{name}"
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
-        for namespace, name in [ref for q in diagnosis.stuck_queues()[:2] for ref in diagnosis.consumers_of(q)[:1]]:
+        for namespace, name in [ref for q in held_or_given_back for ref in diagnosis.consumers_of(q)[:1]]:
             query = f"kube_namespace:{namespace} service:{name}"
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))

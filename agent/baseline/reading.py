@@ -12,6 +12,7 @@ from agent.findings import (
     autoscaled_to_rest,
     desired_history_query,
     failing_upstream,
+    gives_back_every_message,
     stuck_consumers,
     unconsumed,
 )
@@ -22,9 +23,6 @@ from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
 LONG_HISTORY = "now-24h"
-
-
-desired_query = desired_history_query
 
 
 class Reading:
@@ -86,11 +84,17 @@ class Reading:
                 stalled.append(queue)
         return stalled
 
+    def rejecting_queues(self) -> list[str]:
+        """Queues whose consumers give back every message they receive: nothing is acked, all is redelivered."""
+        return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
+                and gives_back_every_message(found[1])]
+
     def slow_queues(self) -> list[str]:
         slow = []
         for queue in self.interesting_queues():
             found = self.queue_stats(queue)
-            if not found or found[1]["consumers"] == 0 or not self._in_scope(queue) or stuck_consumers(found[1]):
+            if not found or found[1]["consumers"] == 0 or not self._in_scope(queue) or stuck_consumers(found[1]) \
+                    or gives_back_every_message(found[1]):
                 continue
             trend = found[1].get("depth_trend") or {}
             if trend.get("direction") == "rising" and (trend.get("last") or 0) >= 10:
@@ -216,8 +220,12 @@ class Reading:
         found = self.seen.find("list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name)
         return found if found and "error" not in found[1] else None
 
+    def desired_query(self, namespace: str, name: str) -> str:
+        detail = self.detail(namespace, name)
+        return desired_history_query(namespace, name, detail[1].get("kind", "Deployment") if detail else "Deployment")
+
     def desired_history(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
-        found = self.seen.find("get_metric", query=desired_query(namespace, name))
+        found = self.seen.find("get_metric", query=self.desired_query(namespace, name))
         return found if found and "error" not in found[1] else None
 
     def _history_evidence(self, namespace: str, name: str) -> list[dict[str, Any]]:

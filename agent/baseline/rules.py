@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.baseline.reading import Reading
-from agent.findings import broker_alarms, hung_dependency, missing_consumer, restore_replicas, serving_failure
+from agent.baseline.queue_rules import QueueRules
+from agent.findings import broker_alarms, hung_dependency, missing_consumer, revision, serving_failure
 from agent.signals import BROKER, MAINTENANCE
-from agent.sizing import replicas_to_keep_up
 
 
-class Diagnosis(Reading):
+class Diagnosis(QueueRules):
     """The rules, in order, over what Reading shows; the first that holds drafts the verdict."""
 
     # ---- the verdict ---------------------------------------------------------------------------------
@@ -54,37 +53,12 @@ class Diagnosis(Reading):
 
     def _in_scope_verdict(self) -> dict[str, Any]:
         for rule in (self._broker_down, self._broker_alarm, self._stalled_queue, self._stuck_queue,
-                     self._failing_dependency, self._missing_consumer, self._slow_queue, self._app_errors):
+                     self._rejecting_queue, self._failing_dependency, self._missing_consumer, self._slow_queue,
+                     self._app_errors):
             result = rule()
             if result:
                 return result
         return self._healthy()
-
-    def _stuck_queue(self) -> dict[str, Any] | None:
-        for queue in self.stuck_queues():
-            stats = self.queue_stats(queue)
-            assert stats is not None
-            cid, data = stats
-            for namespace, name in self.consumers_of(queue)[:1]:
-                evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
-                evidence += self._log_evidence(namespace, name)
-                evidence.append({"signal": "queue_consumers", "claim": f"{data['consumers']} consumer(s) hold "
-                                 f"{data['unacked']} unacked messages and ack {data['ack_rate']}/s",
-                                 "tool_call_id": cid, "observed": {"unacked": data["unacked"],
-                                                                   "ack_rate": data["ack_rate"]}})
-                remediation = {"action": "rollout_restart", "namespace": namespace, "name": name, "risk": "low",
-                               "rationale": "new pods release the held messages; more replicas of the stuck ones "
-                                            "would leave them held",
-                               "verification": [f"{name} pods replaced and ready", "unacked back to 0",
-                                                "ack rate > 0", "queue depth falling"]}
-                return self._incident(
-                    "consumer_stuck", namespace, name,
-                    f"{queue}'s {data['consumers']} consumer(s) in {name} are attached but stuck: they hold "
-                    f"{data['unacked']} unacknowledged messages and ack nothing while {data['ready']} wait.",
-                    "The consumer pods are running and ready but make no progress (a hang), so work silently stops.",
-                    evidence, remediation, {"broken_flow": f"messages published to {queue} are not processed",
-                                            "backlog": data["messages"]}, 0.8)
-        return None
 
     def _broker_alarm(self) -> dict[str, Any] | None:
         table = self.seen.find("get_queue_stats", queue=None)
@@ -163,34 +137,6 @@ class Diagnosis(Reading):
                 evidence, remediation, {"broken_flow": f"requests that depend on {name}"}, 0.8)
         return None
 
-    def _incident(self, category: str, namespace: str, name: str, summary: str, explanation: str,
-                  evidence: list[dict[str, Any]], remediation: dict[str, Any] | None, impact: dict[str, Any],
-                  confidence: float) -> dict[str, Any]:
-        return {"status": "incident", "summary": summary,
-                "root_cause": {"category": category,
-                               "component": {"kind": "Deployment", "namespace": namespace, "name": name},
-                               "explanation": explanation},
-                "evidence": evidence, "ruled_out": self._ruled_out(category), "impact": impact,
-                "confidence": confidence, "remediation": remediation, "security_notes": []}
-
-    def _ruled_out(self, category: str) -> list[str]:
-        ruled = []
-        if category != "broker_unavailable" and not self.broker_unreachable():
-            ruled.append("broker_unavailable: the queue API answered")
-        if category != "app_errors" and not self.error_services():
-            ruled.append("app_errors: no error burst in the namespace logs")
-        return ruled
-
-    def _scale_back(self, namespace: str, name: str, detail: dict[str, Any], why: str) -> dict[str, Any]:
-        """Back to the count before the drop: the replica history in metrics first, the scaling event second,
-        never below an autoscaler's minimum."""
-        history = self.desired_history(namespace, name)
-        previous = restore_replicas(detail, history[1] if history else None)
-        return {"action": "scale", "namespace": namespace, "name": name, "replicas": max(1, previous),
-                "risk": "low", "rationale": why,
-                "verification": [f"{name} available replicas ≥ {max(1, previous)}", "queue consumers ≥ 1",
-                                 "queue depth falls back to its baseline"]}
-
     def _broker_down(self) -> dict[str, Any] | None:
         broker = self._broker()
         if not broker or not self.broker_unreachable():
@@ -225,14 +171,14 @@ class Diagnosis(Reading):
             impact = {"broken_flow": f"messages published to {queue} are not processed", "backlog": backlog,
                       "since": (data.get("last_scaled") or {}).get("at")}
             waiting = [p for p in data.get("pods", []) if p.get("waiting_reason")]
-            revision = int((data.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1)
+            rolled_out = revision(data) > 1
             if waiting:
                 reason = waiting[0]["waiting_reason"]
                 category = "consumer_crashlooping" if reason == "CrashLoopBackOff" else "config_change"
                 rollback = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
                             "rationale": f"pods are in {reason} since the latest rollout; scaling up cannot help",
                             "verification": [f"{name} pods Running and ready", "queue consumers ≥ 1",
-                                             "queue depth falling"]} if revision > 1 else None
+                                             "queue depth falling"]} if rolled_out else None
                 return self._incident(
                     category, namespace, name,
                     f"{queue} has no consumer: {name}'s pods are in {reason} "
@@ -263,44 +209,6 @@ class Diagnosis(Reading):
                     evidence, fix, impact, 0.8)
         return None
 
-    def _slow_queue(self) -> dict[str, Any] | None:
-        for queue in self.slow_queues():
-            stats = self.queue_stats(queue)
-            assert stats is not None
-            cid, data = stats
-            for namespace, name in self.consumers_of(queue)[:1]:
-                detail = self.detail(namespace, name)
-                if not detail:
-                    continue
-                current = max(1, detail[1]["desired"])
-                publish, deliver = data["publish_rate"] or 0.0, data["deliver_rate"] or 0.0
-                target = replicas_to_keep_up(current, publish, deliver, data.get("messages") or 0)
-                evidence = self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
-                evidence.append({"signal": "producer_activity",
-                                 "claim": f"publish {publish}/s against deliver {deliver}/s",
-                                 "tool_call_id": cid, "observed": {"publish_rate": publish, "deliver_rate": deliver}})
-                remediation = {"action": "scale", "namespace": namespace, "name": name, "replicas": target,
-                               "risk": "low",
-                               "rationale": f"{current} replica(s) deliver {deliver}/s while {publish}/s arrive",
-                               "verification": [f"{name} available replicas = {target}",
-                                                "deliver rate ≥ publish rate", "queue depth falling"]}
-                return self._incident(
-                    "consumer_too_slow", namespace, name,
-                    f"{queue} is growing ({data['messages']} messages): its {data['consumers']} consumer(s) in "
-                    f"{name} deliver {deliver}/s while producers publish {publish}/s.",
-                    "The consumer is running but cannot keep up with the publish rate.",
-                    evidence, remediation, {"broken_flow": f"processing of {queue} lags",
-                                            "backlog": data["messages"]}, 0.8)
-            return {"status": "incident",
-                    "summary": f"{queue} is growing with {data['consumers']} consumer(s): publish "
-                               f"{data['publish_rate']}/s exceeds deliver {data['deliver_rate']}/s.",
-                    "root_cause": {"category": "consumer_too_slow", "component": None,
-                                   "explanation": "consumers are present but cannot keep up"},
-                    "evidence": self._queue_evidence(queue), "ruled_out": self._ruled_out("consumer_too_slow"),
-                    "impact": {"broken_flow": f"processing of {queue} lags", "backlog": data["messages"]},
-                    "confidence": 0.5, "remediation": None, "security_notes": []}
-        return None
-
     def _app_errors(self) -> dict[str, Any] | None:
         services = self.error_services()
         if not services:
@@ -309,8 +217,7 @@ class Diagnosis(Reading):
         for namespace, name in [ref for ref in services if not self.failing_upstream(*ref)][:3]:
             detail = self.detail(namespace, name)
             if detail:
-                revision = int((detail[1].get("annotations") or {}).get("deployment.kubernetes.io/revision", "1"))
-                changed.append((revision > 1, namespace, name, detail[1]))
+                changed.append((revision(detail[1]) > 1, namespace, name, detail[1]))
         if not changed:
             return None
         changed.sort(key=lambda item: item[0], reverse=True)

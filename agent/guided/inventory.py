@@ -163,7 +163,8 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         state = states.get((namespace, name)) or {}
         if state.get("desired") == 0 and "name" in state:
             # sized from the replica history, which event text cannot forge
-            leads.append(("get_metric", {"query": desired_history_query(namespace, name), "start": "now-24h"}))
+            history = desired_history_query(namespace, name, state.get("kind", "Deployment"))
+            leads.append(("get_metric", {"query": history, "start": "now-24h"}))
             leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
             if "events" in state and not state.get("last_scaled"):  # the API keeps about an hour; the history more
                 leads.append(("list_events", {"namespace": namespace, "since": LONG_HISTORY, "involved_object": name}))

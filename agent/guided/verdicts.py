@@ -13,6 +13,7 @@ from agent.findings import (
     dead_letter_queues,
     desired_history_query,
     failing_upstream,
+    gives_back_every_message,
     hung_dependency,
     intentional_pause,
     logs_errors,
@@ -20,6 +21,7 @@ from agent.findings import (
     recent_rollout,
     recently_scaled,
     restore_replicas,
+    revision,
     rollout_stalled,
     serving_failure,
     stuck_consumers,
@@ -40,13 +42,16 @@ ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
 
 def observed_symptoms(observations: list[Observation]) -> set[str]:
-    """System-wide symptoms the tools showed: a queue growing despite consumers, error logs."""
+    """System-wide symptoms the tools showed: a queue growing despite consumers, consumers failing every message,
+    error logs."""
     found = set()
     for obs in observations:
         if not obs.ok:
             continue
         trend = obs.data.get("depth_trend") or {}
-        if obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
+        if obs.tool == "get_queue_stats" and gives_back_every_message(obs.data):
+            found |= {f"app_errors:{name}" for _, name in consumer_refs(obs.data)}
+        elif obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
             found |= {f"consumer_too_slow:{name}" for _, name in consumer_refs(obs.data)}
         if obs.tool == "search_logs":
             found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}
@@ -72,7 +77,7 @@ def consistent_options(state: dict[str, Any] | None,
         return every, ALL_ACTIONS
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
     broker = bool(BROKER.search(" ".join(state.get("images", []))))
-    rolled_out = int((state.get("annotations") or {}).get("deployment.kubernetes.io/revision", "1") or 1) > 1
+    rolled_out = revision(state) > 1
     if state.get("desired") == 0:
         backlog = "backlog" in (symptoms or set())
         if intentional_pause(state) and not backlog:
@@ -292,7 +297,7 @@ def _replicas(namespace: str, name: str, observations: list[Observation]) -> int
     state = known_deployments(observations).get((namespace, name)) or {}
     desired = state.get("desired", 0)
     if not desired:
-        query = desired_history_query(namespace, name)
+        query = desired_history_query(namespace, name, state.get("kind", "Deployment"))
         history = next((o.data for o in observations if o.ok and o.tool == "get_metric"
                         and o.args.get("query") == query), None)
         return restore_replicas(state, history)

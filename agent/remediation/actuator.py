@@ -32,7 +32,8 @@ class Actuator(Protocol):
 def inverse_action(action: Action, before: TargetState) -> Action | None:
     """The action that undoes `action` from the state recorded before it, if there is one."""
     if action.action == "scale" and before.replicas is not None:
-        return Action(action="scale", namespace=action.namespace, name=action.name, replicas=before.replicas)
+        return Action(action="scale", kind=action.kind, namespace=action.namespace, name=action.name,
+                      replicas=before.replicas)
     if action.action in ("rollout_restart", "rollback") and before.revision is not None:
-        return Action(action="rollback", namespace=action.namespace, name=action.name)
+        return Action(action="rollback", kind=action.kind, namespace=action.namespace, name=action.name)
     return None

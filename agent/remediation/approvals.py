@@ -75,10 +75,16 @@ class ApprovalRecord(BaseModel):
     def bound_fields(self) -> dict[str, Any]:
         """What an approver agrees to; any change to these after proposal voids the approval."""
         return {"id": self.id, "run_id": self.run_id, "action": self.action.model_dump(), "command": self.command,
-                "snapshot": self.snapshot.model_dump(), "verify": self.verify.model_dump() if self.verify else None,
+                "snapshot": self.snapshot.model_dump(), "verify": self._bound_verify(),
                 "proposer": self.proposer, "requested_at": _ts(self.requested_at),
                 "expires_at": _ts(self.expires_at), "approvers": self.approvers, "policy": self.policy,
                 "cluster": self.cluster, "needs": self.needs, "identity": self.identity}
+
+    def _bound_verify(self) -> dict[str, Any] | None:
+        if self.verify is None:
+            return None
+        # Records proposed before StatefulSets could be targets have no kind: their digest covers it only when set.
+        return self.verify.model_dump(exclude={"kind"} if self.verify.kind == "Deployment" else None)
 
     def binding_problem(self) -> str | None:
         """Why this record cannot be trusted as approved, or None."""

@@ -1,9 +1,12 @@
 """The live actuator: typed calls through the `kubernetes` client, each first as a server-side dry run.
 
-    scale            PATCH …/deployments/{name}/scale        {"spec": {"replicas": N}}  (strategic merge)
-    rollout_restart  PATCH …/deployments/{name}              template annotation kubectl.kubernetes.io/restartedAt
-    rollback         PATCH …/deployments/{name}              JSON patch: test the current revision, replace
-                                                             spec.template with the previous ReplicaSet's template
+    scale            PATCH …/{deployments|statefulsets}/{name}/scale   {"spec": {"replicas": N}}  (strategic merge)
+    rollout_restart  PATCH …/{deployments|statefulsets}/{name}         template annotation
+                                                                       kubectl.kubernetes.io/restartedAt
+    rollback         PATCH …/deployments/{name}    JSON patch: test the current revision, replace spec.template
+                                                   with the previous ReplicaSet's template
+                     PATCH …/statefulsets/{name}   JSON patch: test the generation read, replace spec.template with
+                                                   the previous ControllerRevision's (what `kubectl rollout undo` does)
 
 No shell, no kubectl: the kubectl line in an approval is only rendered for humans to read.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -74,10 +79,16 @@ class KubeActuator:
 
     # ---- reading ----------------------------------------------------------------------------------------
 
-    def _read(self, action: Action) -> k8s.V1Deployment | None:
+    def _calls(self, action: Action) -> _KindCalls:
+        if action.kind == "StatefulSet":
+            return _KindCalls(self._apps.read_namespaced_stateful_set, self._apps.patch_namespaced_stateful_set,
+                              self._apps.patch_namespaced_stateful_set_scale)
+        return _KindCalls(self._apps.read_namespaced_deployment, self._apps.patch_namespaced_deployment,
+                          self._apps.patch_namespaced_deployment_scale)
+
+    def _read(self, action: Action) -> Any:
         try:
-            return self._apps.read_namespaced_deployment(action.name, action.namespace,
-                                                         _request_timeout=self.timeout_s)
+            return self._calls(action).read(action.name, action.namespace, _request_timeout=self.timeout_s)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -87,15 +98,19 @@ class KubeActuator:
                                   ) from None
 
     @staticmethod
-    def _state(deployment: k8s.V1Deployment | None) -> TargetState:
-        if deployment is None:
+    def _state(workload: Any) -> TargetState:
+        """A Deployment's revision is its annotation's number; a StatefulSet's, its update ControllerRevision's
+        name (it changes with every template change, which is what the stale-target check needs)."""
+        if workload is None:
             return TargetState(exists=False)
-        annotations = (deployment.metadata.annotations if deployment.metadata else None) or {}
-        spec = deployment.spec
+        annotations = (workload.metadata.annotations if workload.metadata else None) or {}
+        spec = workload.spec
         containers = spec.template.spec.containers if spec and spec.template and spec.template.spec else []
-        return TargetState(exists=True, replicas=spec.replicas if spec else None, revision=annotations.get(REVISION),
+        revision = (workload.status.update_revision if workload.status else None) \
+            if isinstance(workload, k8s.V1StatefulSet) else annotations.get(REVISION)
+        return TargetState(exists=True, replicas=spec.replicas if spec else None, revision=revision,
                            images=[c.image for c in containers if c.image],
-                           uid=deployment.metadata.uid if deployment.metadata else None)
+                           uid=workload.metadata.uid if workload.metadata else None)
 
     def current_state(self, action: Action) -> TargetState:
         return self._state(self._read(action))
@@ -113,10 +128,11 @@ class KubeActuator:
         if dry_run:
             options["dry_run"] = "All"
         verb = "server accepted (dry run):" if dry_run else "applied:"
-        target = f"deployment/{action.name} in {action.namespace}"
+        target = f"{action.resource()} in {action.namespace}"
+        calls = self._calls(action)
         try:
             if action.action == "scale":
-                scale = self._apps.patch_namespaced_deployment_scale(
+                scale = calls.patch_scale(
                     action.name, action.namespace, {"spec": {"replicas": action.replicas}}, **options)
                 replicas = scale.spec.replicas if scale.spec else None
                 return ActuatorResult(ok=True, dry_run=dry_run, after={"replicas": replicas},
@@ -124,9 +140,11 @@ class KubeActuator:
             if action.action == "rollout_restart":
                 stamp = self.clock().astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
                 body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-                deployment = self._apps.patch_namespaced_deployment(action.name, action.namespace, body, **options)
-                return ActuatorResult(ok=True, dry_run=dry_run, after={RESTARTED_AT: stamp, **_brief(deployment)},
+                workload = calls.patch(action.name, action.namespace, body, **options)
+                return ActuatorResult(ok=True, dry_run=dry_run, after={RESTARTED_AT: stamp, **_brief(workload)},
                                       summary=f"{verb} restart every pod of {target} (restartedAt {stamp})")
+            if action.action == "rollback" and action.kind == "StatefulSet":
+                return self._rollback_stateful_set(action, options, dry_run, verb, target)
             if action.action == "rollback":
                 return self._rollback(action, options, dry_run, verb, target)
         except ApiException as exc:
@@ -164,6 +182,47 @@ class KubeActuator:
                               summary=f"{verb} roll {target} back from revision {current.revision} to {revision} "
                                       f"({', '.join(brief['images'])})")
 
+    def _rollback_stateful_set(self, action: Action, options: dict[str, Any], dry_run: bool, verb: str,
+                               target: str) -> ActuatorResult:
+        stateful_set = self._read(action)
+        if stateful_set is None:
+            return ActuatorResult(ok=False, dry_run=dry_run, status_code=404,
+                                  summary=f'statefulsets.apps "{action.name}" not found in namespace '
+                                          f'{action.namespace!r}')
+        current = self._state(stateful_set)
+        revisions = self._controller_revisions(action, stateful_set)
+        number = next((r.revision for r in revisions if r.metadata.name == current.revision), None)
+        older = [r for r in revisions if number is not None and r.revision < number]
+        if not older:
+            return ActuatorResult(ok=False, dry_run=dry_run, before=current,
+                                  summary=f"{target} has no previous revision to roll back to "
+                                          f"(current revision {current.revision})")
+        previous = max(older, key=lambda r: r.revision)
+        template = (previous.data or {}).get("spec", {}).get("template")
+        if not isinstance(template, dict):
+            return ActuatorResult(ok=False, dry_run=dry_run, before=current,
+                                  summary=f"ControllerRevision {previous.metadata.name} holds no pod template")
+        template = {key: value for key, value in template.items() if key != "$patch"}  # a merge-patch directive
+        body = [{"op": "test", "path": "/metadata/generation", "value": stateful_set.metadata.generation},
+                {"op": "replace", "path": "/spec/template", "value": template}]
+        patched = self._apps.patch_namespaced_stateful_set(action.name, action.namespace, body, **options)
+        brief = _brief(patched)
+        return ActuatorResult(ok=True, dry_run=dry_run, before=current,
+                              after={"to_revision": str(previous.revision), **brief},
+                              summary=f"{verb} roll {target} back from revision {number} to {previous.revision} "
+                                      f"({', '.join(brief['images'])})")
+
+    def _controller_revisions(self, action: Action, stateful_set: k8s.V1StatefulSet) -> list[Any]:
+        """The StatefulSet's own ControllerRevisions (the selector may match another owner's too)."""
+        spec = stateful_set.spec
+        owner_uid = stateful_set.metadata.uid if stateful_set.metadata else None
+        labels = (spec.selector.match_labels if spec and spec.selector else None) or {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        found = self._apps.list_namespaced_controller_revision(action.namespace, label_selector=selector,
+                                                               _request_timeout=self.timeout_s).items
+        return [r for r in found if r.metadata and r.revision is not None
+                and any(owner.uid == owner_uid for owner in r.metadata.owner_references or [])]
+
     def _previous_replica_set(self, action: Action, deployment: k8s.V1Deployment,
                               current: str | None) -> tuple[str, k8s.V1ReplicaSet] | None:
         if current is None or not current.isdigit():
@@ -190,6 +249,15 @@ class KubeActuator:
         return str(number), replica_set
 
 
+@dataclass(frozen=True)
+class _KindCalls:
+    """The apps/v1 client calls for one workload kind."""
+
+    read: Callable[..., Any]
+    patch: Callable[..., Any]
+    patch_scale: Callable[..., Any]
+
+
 def context_name(settings: Settings) -> str | None:
     """The kubeconfig context the settings select (KUBE_CONTEXT, else the file's current-context); None in a pod."""
     if settings.kube_context:
@@ -205,7 +273,7 @@ def context_name(settings: Settings) -> str | None:
     return str(active["name"]) if active else None
 
 
-def _brief(deployment: k8s.V1Deployment) -> dict[str, Any]:
-    spec = deployment.spec
+def _brief(workload: Any) -> dict[str, Any]:
+    spec = workload.spec
     containers = spec.template.spec.containers if spec and spec.template and spec.template.spec else []
     return {"replicas": spec.replicas if spec else None, "images": [c.image for c in containers if c.image]}

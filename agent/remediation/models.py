@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.verdict import Action
+from tools.kubernetes.protocol import WorkloadKind
 
 
 class TargetState(BaseModel):
@@ -51,6 +52,12 @@ class VerifyTarget(BaseModel):
     """What recovery means for one remediation: the deployment it touched, and the queue it feeds, if any."""
 
     namespace: str
-    deployment: str
+    deployment: str = Field(description="the workload's name")
+    kind: WorkloadKind = "Deployment"
     replicas: int | None = Field(None, description="desired replicas after the change, when the action sets them")
     queue: QueueRef | None = None
+
+    @classmethod
+    def of(cls, action: Action, queue: QueueRef | None = None) -> VerifyTarget:
+        return cls(namespace=action.namespace, deployment=action.name, kind=action.kind, replicas=action.replicas,
+                   queue=queue)

@@ -37,10 +37,10 @@ class ReplayActuator:
 
     def _validate(self, action: Action) -> ActuatorResult:
         before = self.current_state(action)
-        target = f"deployment/{action.name} in {action.namespace}"
+        target = f"{action.resource()} in {action.namespace}"
         if not before.exists:
             return ActuatorResult(ok=False, dry_run=True, before=before, status_code=404,
-                                  summary=f'deployments.apps "{action.name}" not found in namespace '
+                                  summary=f'{action.kind.lower()}s.apps "{action.name}" not found in namespace '
                                           f'{action.namespace!r}')
         if action.action == "scale":
             if action.replicas is None or action.replicas < 0:

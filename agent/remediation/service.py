@@ -67,8 +67,7 @@ class Remediator:
                               command=action.command(), outcome=f"proposal refused: dry run failed: {why}",
                               detail={"snapshot": snapshot.model_dump(), "dry_run": dry.model_dump() if dry else None})
             raise ProposalRefused(f"{action.command()} cannot be proposed: {why}")
-        target = verify_target or VerifyTarget(namespace=action.namespace, deployment=action.name,
-                                               replicas=action.replicas)
+        target = verify_target or VerifyTarget.of(action)
         effect = expected_effect or describe_effect(action, snapshot, target)
         return self.store.create(run_id=run_id, action=action, evidence_summary=evidence_summary,
                                  expected_effect=effect, snapshot=snapshot, dry_run=dry, verify=target,
@@ -170,8 +169,7 @@ class Remediator:
         if record.status != "executed" and not abandoned:
             raise ApprovalStateError(f"cannot verify {record.describe()}: it is {record.status}; only an executed "
                                      "or abandoned execution changed (or may have changed) the target")
-        watch = target or record.verify or VerifyTarget(namespace=record.action.namespace,
-                                                        deployment=record.action.name, replicas=record.action.replicas)
+        watch = target or record.verify or VerifyTarget.of(record.action)
         before = (record.result.before if record.result and record.result.before else None) or record.snapshot
         rollback = inverse_action(record.action, before)
         report = verify(sources, watch, waiter=self.waiter, timeout_s=timeout_s, interval_s=interval_s,
@@ -234,7 +232,7 @@ def approval_request(record: ApprovalRecord) -> dict[str, Any]:
 
 
 def describe_effect(action: Action, before: TargetState, target: VerifyTarget | None) -> str:
-    ref = f"deployment/{action.name} in {action.namespace}"
+    ref = f"{action.resource()} in {action.namespace}"
     if action.action == "scale":
         effect = f"{ref}: desired replicas {before.replicas} → {action.replicas}; expect {action.replicas} available"
     elif action.action == "rollout_restart":
@@ -274,4 +272,4 @@ def verify_target_for(verdict: Verdict) -> VerifyTarget | None:
     component = verdict.root_cause.component if verdict.root_cause else None
     if queue is None and component is not None and component.kind.lower() == "queue":
         queue = QueueRef(vhost=component.namespace or "/", name=component.name)
-    return VerifyTarget(namespace=action.namespace, deployment=action.name, replicas=action.replicas, queue=queue)
+    return VerifyTarget.of(action, queue)

@@ -160,7 +160,7 @@ def _diagnose(last: Observation, target: VerifyTarget) -> tuple[list[str], list[
     findings: list[str] = []
     steps: list[str] = []
     suggested: Action | None = None
-    ref = f"deployment/{target.deployment} in {target.namespace}"
+    ref = f"{target.kind.lower()}/{target.deployment} in {target.namespace}"
     broken = sorted({w for w in last.waiting if w in BROKEN_WAITING})
     terminated = sorted(set(last.terminated))
     if broken:
@@ -173,7 +173,7 @@ def _diagnose(last: Observation, target: VerifyTarget) -> tuple[list[str], list[
             steps.append("OOMKilled: the container exceeds its memory limit; raise the limit or fix the leak")
         if any(w in broken for w in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName")):
             steps.append(f"the image cannot be pulled ({', '.join(last.images)}): check the tag and the registry")
-        suggested = Action(action="rollback", namespace=target.namespace, name=target.deployment)
+        suggested = Action(action="rollback", kind=target.kind, namespace=target.namespace, name=target.deployment)
         steps.append(f"if this began with a rollout, propose a rollback: {suggested.command()}")
     elif last.desired is not None and last.available is not None and last.available < last.desired:
         findings.append(f"{last.desired - last.available} of {last.desired} replicas of {ref} not available")

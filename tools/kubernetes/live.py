@@ -84,7 +84,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def _workload(item: Any, kind: str = "Deployment") -> DeploymentInfo:
     """A V1Deployment or V1StatefulSet. Zero counts are omitted on the wire (the client gives None); a StatefulSet
-    has no unavailable count nor numbered revision (its revisions are ControllerRevision names)."""
+    has no unavailable count; its revision number is read from its ControllerRevisions (`_revision_number`)."""
     meta, spec, status = item.metadata, item.spec, item.status
     annotations = dict(meta.annotations or {})
     revision = annotations.get(REVISION) if kind == "Deployment" else None
@@ -314,12 +314,31 @@ class KubernetesCluster:
         hints = ["call get_deployment without a name to list the namespace's deployments"]
         try:
             with _well_formed("a statefulset"):
-                return _workload(self._call(self.apps.read_namespaced_stateful_set, name, namespace), "StatefulSet")
+                item = self._call(self.apps.read_namespaced_stateful_set, name, namespace)
+                info = _workload(item, "StatefulSet")
+            return info.model_copy(update={"revision": self._revision_number(item)})
         except NotFound:
             pass
         except AuthFailed as exc:
             hints.append(f"no StatefulSet could be checked: {exc.message}")
         raise NotFound(f'deployments.apps "{name}" not found in namespace {namespace!r}', hints=hints) from missing
+
+    def _revision_number(self, stateful_set: Any) -> int | None:
+        """The number of the ControllerRevision a StatefulSet's pods are updated to (`kubectl rollout history`):
+        above 1, there is a revision to roll back to. None when the revisions cannot be read."""
+        try:
+            with _well_formed("controller revisions"):
+                current = stateful_set.status.update_revision if stateful_set.status else None
+                if not current:
+                    return None
+                labels = (stateful_set.spec.selector.match_labels if stateful_set.spec.selector else None) or {}
+                selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+                revisions = self._call(self.apps.list_namespaced_controller_revision,
+                                       stateful_set.metadata.namespace, label_selector=selector).items
+                return next((r.revision for r in revisions if r.metadata and r.metadata.name == current), None)
+        except SourceError as exc:
+            logger.warning("revisions of a StatefulSet are not read: %s", exc.message)
+            return None
 
     def _with_autoscalers(self, namespace: str, workloads: list[DeploymentInfo]) -> list[DeploymentInfo]:
         """Attach to each workload the ScaledObject, else the HPA, that targets it."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
+
+WorkloadKind = Literal["Deployment", "StatefulSet"]
+"""The workloads the tools read and the remediation executor changes."""
 
 
 class Condition(BaseModel):
@@ -43,7 +46,7 @@ class AutoscalerInfo(BaseModel):
 class DeploymentInfo(BaseModel):
     namespace: str
     name: str
-    kind: str = Field("Deployment", description="Deployment or StatefulSet")
+    kind: WorkloadKind = "Deployment"
     desired: int
     ready: int = 0
     available: int = 0

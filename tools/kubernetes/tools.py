@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
+from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo, WorkloadKind
 from tools.summaries import Window
 from tools.timerange import TimeRange, hhmm, iso, parse_time
 from tools.toolkit import Sources
@@ -40,7 +40,7 @@ class DeploymentDetail(BaseModel):
     summary: str
     namespace: str
     name: str
-    kind: str = Field("Deployment", description="Deployment or StatefulSet")
+    kind: WorkloadKind = "Deployment"
     desired: int
     ready: int
     available: int
@@ -50,6 +50,8 @@ class DeploymentDetail(BaseModel):
     labels: dict[str, str]
     annotations: dict[str, str]
     conditions: list[Condition]
+    revision: int | None = Field(None, description="the pod template's revision: a Deployment's revision annotation, "
+                                                   "a StatefulSet's current ControllerRevision number")
     last_scaled: ScaleChange | None = Field(description="the latest scaling in the last hour (older: list_events)")
     autoscaler: AutoscalerInfo | None = Field(None, description="the HPA or ScaledObject that sets its replicas")
     autoscaler_gap: str | None = Field(None, description="why any autoscaler could not be read (e.g. forbidden): "
@@ -61,7 +63,7 @@ class DeploymentDetail(BaseModel):
 
 class DeploymentRow(BaseModel):
     name: str
-    kind: str = "Deployment"
+    kind: WorkloadKind = "Deployment"
     desired: int
     available: int
     images: list[str]
@@ -163,6 +165,7 @@ def get_deployment(
         namespace=namespace, name=name, desired=info.desired, ready=info.ready, available=info.available,
         updated=info.updated, unavailable=info.unavailable, images=info.images, labels=info.labels,
         annotations={k: v[:200] for k, v in info.annotations.items()}, conditions=info.conditions,
+        revision=info.revision,
         last_scaled=last_scaled, autoscaler=info.autoscaler, autoscaler_gap=info.autoscaler_gap, pods=pods,
         events=[_line(e) for e in events[-10:]])
 

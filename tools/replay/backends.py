@@ -178,6 +178,14 @@ class ReplayCluster:
         now = self.world.now
         available = sim.available(now)
         desired = sim.desired
+        if sim.spec.kind == "StatefulSet":
+            # No conditions and no revision annotation: a StatefulSet's revisions are numbered ControllerRevisions.
+            return DeploymentInfo(
+                namespace=namespace, name=name, desired=desired, ready=available, available=available,
+                updated=len(sim.pods), unavailable=max(0, desired - available), images=[sim.revision.image],
+                labels=dict(sim.labels), annotations=dict(sim.annotations), selector=dict(sim.labels),
+                revision=sim.revision.number, created=self.world.start - timedelta(days=30), kind="StatefulSet",
+                autoscaler=self._autoscaler(sim))
         ready_ok = available >= desired
         conditions = [
             Condition(type="Available", status="True" if ready_ok else "False",

@@ -41,14 +41,21 @@ def derive_series(world: World) -> list[RawSeries]:
     seed = world.scenario.seed
     series: list[RawSeries] = []
     for (namespace, name), sim in world.deployments.items():
-        tags = {"kube_namespace": namespace, "kube_deployment": name,
-                "kube_cluster_name": world.scenario.world.cluster}
         replica_rows = [s.deployments[(namespace, name)] for s in snaps]
-        for metric, column in (("replicas_desired", 0), ("replicas_available", 1), ("replicas", 2)):
-            series.append(RawSeries(f"kubernetes_state.deployment.{metric}", tags, times,
+        if sim.spec.kind == "StatefulSet":  # kube-state-metrics: no available/unavailable counts for a StatefulSet
+            tags = {"kube_namespace": namespace, "kube_stateful_set": name,
+                    "kube_cluster_name": world.scenario.world.cluster}
+            columns = (("replicas_desired", 0), ("replicas_ready", 1), ("replicas_current", 2))
+        else:
+            tags = {"kube_namespace": namespace, "kube_deployment": name,
+                    "kube_cluster_name": world.scenario.world.cluster}
+            columns = (("replicas_desired", 0), ("replicas_available", 1), ("replicas", 2))
+            series.append(RawSeries("kubernetes_state.deployment.replicas_unavailable", tags, times,
+                                    [float(max(0, r[0] - r[1])) for r in replica_rows]))
+        family = sim.spec.kind.lower()
+        for metric, column in columns:
+            series.append(RawSeries(f"kubernetes_state.{family}.{metric}", tags, times,
                                     [float(r[column]) for r in replica_rows]))
-        series.append(RawSeries("kubernetes_state.deployment.replicas_unavailable", tags, times,
-                                [float(max(0, r[0] - r[1])) for r in replica_rows]))
         container_tags = {**tags, "kube_container_name": name}
         series.append(RawSeries("kubernetes.containers.restarts", container_tags, times,
                                 [float(r[3]) for r in replica_rows]))

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from tools.kubernetes.protocol import WorkloadKind
 from tools.replay.fields import (
     Depth,
     LatencyMs,
@@ -34,7 +35,6 @@ from tools.replay.references import reference_problems
 
 LogStatus = Literal["debug", "info", "warn", "error", "critical"]
 PodState = Literal["running", "crashloop", "pending", "imagepull", "unready"]
-WorkloadKind = Literal["Deployment", "StatefulSet"]
 
 
 class _Strict(BaseModel):

@@ -204,14 +204,18 @@ class World(Traffic):
         if revision not in sim.history:
             sim.history.append(revision)
         new_rs = self.replica_set(sim)
-        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
-                    f"Scaled up replica set {new_rs} to {sim.desired}", at, source="deployment-controller")
-        for pod in list(sim.pods):
+        deployment = sim.spec.kind == "Deployment"  # a StatefulSet replaces its pods itself, highest ordinal first
+        if deployment:
+            self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                        f"Scaled up replica set {new_rs} to {sim.desired}", at, source="deployment-controller")
+        for pod in list(sim.pods) if deployment else list(reversed(sim.pods)):
             self._delete_pod(sim, pod, at, old_rs)
         for _ in range(sim.desired):
             self._create_pod(sim, at)
-        self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
-                    f"Scaled down replica set {old_rs} to 0 from {sim.desired}", at, source="deployment-controller")
+        if deployment:
+            self._event(sim.namespace, "Deployment", sim.name, "ScalingReplicaSet",
+                        f"Scaled down replica set {old_rs} to 0 from {sim.desired}", at,
+                        source="deployment-controller")
 
     def _apply_change(self, sim: DeploymentSim, change: ReplicaChange) -> None:
         sim.annotations.update(change.annotations)
