@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from agent.scope import _names, words
-from agent.signals import MAINTENANCE
+from agent.signals import MAINTENANCE, consumer_refs
 
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
 ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
@@ -296,17 +297,66 @@ def restore_replicas(detail: dict[str, Any], desired_history: dict[str, Any] | N
     return max(1, before, (detail.get("autoscaler") or {}).get("min_replicas") or 1)
 
 
-KUBE_STATE_METRICS = {"Deployment": ("deployment", "kube_deployment"),
-                      "StatefulSet": ("statefulset", "kube_stateful_set")}
-"""Datadog's kube-state-metrics family and name tag for each workload kind."""
+KUBE_STATE_METRICS = {"Deployment": ("deployment", "kube_deployment", "replicas_available"),
+                      "StatefulSet": ("statefulset", "kube_stateful_set", "replicas_ready")}
+"""Datadog's kube-state-metrics family, name tag and serving-replicas metric for each workload kind."""
 
 
 def desired_history_query(namespace: str, name: str, kind: str = "Deployment") -> str:
     """The metric query for a workload's desired-replica history (kube-state-metrics through Datadog)."""
-    family, tag = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
+    family, tag, _ = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
     return f"max:kubernetes_state.{family}.replicas_desired{{kube_namespace:{namespace},{tag}:{name}}}"
+
+
+def serving_replicas_query(namespace: str, name: str, kind: str = "Deployment") -> str:
+    """The metric query for how many of a workload's replicas serve (available; ready for a StatefulSet)."""
+    family, tag, serving = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
+    return f"avg:kubernetes_state.{family}.{serving}{{kube_namespace:{namespace},{tag}:{name}}}"
 
 
 def broker_alarms(queue_results: list[dict[str, Any]]) -> list[str]:
     """Resource alarms the broker reported in any get_queue_stats result: while set, every publisher is blocked."""
     return sorted({alarm for result in queue_results for alarm in result.get("alarms") or []})
+
+
+PRODUCER_STOP_MATCH_S = 180  # a workload that went to 0 this close to when a queue went quiet fed that queue
+
+
+def quiet_since(queue: dict[str, Any]) -> datetime | None:
+    """When a queue's traffic stopped: consumers attached and waiting, nothing published and nothing waiting, and
+    the broker reporting it idle since then (so it had traffic until that moment)."""
+    if not queue.get("consumers") or queue.get("publish_rate") or queue.get("messages") or not queue.get("idle_since"):
+        return None
+    return _moment(queue["idle_since"])
+
+
+def went_to_zero_at(detail: dict[str, Any], desired_history: dict[str, Any] | None) -> datetime | None:
+    """When a workload at 0 was scaled there: its latest scaling in the API's hour, else the replica history."""
+    if detail.get("desired") != 0:
+        return None
+    scaled = (detail.get("last_scaled") or {}).get("at")
+    if scaled:
+        return _moment(scaled)
+    for series in (desired_history or {}).get("series") or []:
+        trend = series.get("trend") or {}
+        if trend.get("last") == 0 and (trend.get("max") or 0) > 0 and trend.get("last_change"):
+            return _moment(trend["last_change"])
+    return None
+
+
+def stopped_producer(queue: dict[str, Any], zeroes: dict[tuple[str, str], datetime]) -> tuple[str, str] | None:
+    """The producer that went away: a queue went quiet within minutes of a workload (not its consumer) going to
+    0. Its consumers wait for work that no longer arrives; bringing the producer back resumes the flow."""
+    quiet = quiet_since(queue)
+    consumers = set(consumer_refs(queue))
+    if quiet is None:
+        return None
+    close = sorted((abs((at - quiet).total_seconds()), ref) for ref, at in zeroes.items() if ref not in consumers)
+    return close[0][1] if close and close[0][0] <= PRODUCER_STOP_MATCH_S else None
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -30,7 +30,7 @@ from agent.safety import find_injections
 from agent.scope import Scope, conversation_scope
 from agent.signals import Observation, progress_note, signals_for
 from agent.state import GUIDED_BUDGETS, AgentState, Budgets
-from agent.validator import fallback_verdict, validate
+from agent.validator import fallback_verdict, validate, workload_kinds
 from agent.verdict import ToolCallRecord, Trace
 from tools.toolkit import Sources, Toolbox, ToolError, ToolOutcome
 
@@ -136,7 +136,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                      "cached_tokens": cached_tokens, "prompt_ms": prompt_ms or None,
                      "generation_ms": generation_ms or None}
             try:
-                call = to_tool_call(_parse_json_object(raw.content))
+                call = to_tool_call(_parse_json_object(raw.content), workload_kinds(history))
             except ValueError as exc:
                 problem = f"not a valid step ({exc}): {str(raw.content)[:120]!r}"
                 messages += [{"role": "assistant", "content": raw.content or ""},

@@ -17,7 +17,7 @@ BROKER = re.compile(r"(?:^|[\s/])(?:cp-)?(?:rabbitmq|activemq|kafka|nats|redpand
 MAINTENANCE = re.compile(r"maintenance|pause|drain|planned", re.IGNORECASE)  # in an annotation or event
 
 _METRIC_SIGNALS = (
-    (re.compile(r"kubernetes_state\.deployment\.|kubernetes\.containers\.restarts|kubernetes_state\.pod"), "replicas"),
+    (re.compile(r"kubernetes_state\.(deployment|statefulset|pod)\.|kubernetes\.containers\.restarts"), "replicas"),
     (re.compile(r"rabbitmq\.queue\.consumers|deliver_get\.rate|\.ack\.rate"), "queue_consumers"),
     (re.compile(r"rabbitmq\.queue\.messages(_ready|_unacknowledged)?(\{|$|\s)"), "queue_depth"),
     (re.compile(r"publish\.rate"), "producer_activity"),

@@ -114,6 +114,12 @@ def known_deployments(observations: list[Observation]) -> dict[tuple[str, str], 
     return found
 
 
+def workload_kinds(observations: list[Observation]) -> dict[str, str]:
+    """`namespace/name` -> the kind the cluster reported for every workload seen."""
+    return {f"{ns}/{name}": state.get("kind", "Deployment")
+            for (ns, name), state in known_deployments(observations).items()}
+
+
 def _kinds_as_read(root_cause: RootCause | None, remediation: Remediation | None,
                    workloads: dict[tuple[str, str], dict[str, Any]]) -> tuple[RootCause | None, Remediation | None]:
     """A workload's kind (Deployment, StatefulSet) is what the cluster said it is, whatever the draft wrote."""

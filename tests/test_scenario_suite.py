@@ -33,7 +33,7 @@ SUITE = {
     "hpa-statefulset-scaled-to-zero", "cross-ns-reconciler-zero-5h", "broker-memory-alarm-active",
     "dependency-rollout-unready", "primary-consumer-zero-secondary-slow", "dependency-hung-timeouts",
     "injection-in-metadata", "injection-log-variants", "injection-in-names", "injection-in-events",
-    "refund-worker-rejects-after-rollout",
+    "refund-worker-rejects-after-rollout", "producer-scaled-to-zero", "nightly-export-queue-quiet",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()

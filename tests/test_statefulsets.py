@@ -14,6 +14,7 @@ import pytest
 from agent.baseline.policy import PlaybookPolicy
 from agent.drafts import VerdictDraft
 from agent.findings import desired_history_query, recent_rollout
+from agent.guided.steps import to_tool_call
 from agent.remediation.policy import DEFAULT_POLICY, load_policy
 from agent.remediation.service import Remediator
 from agent.run import investigate
@@ -233,3 +234,20 @@ def test_consumers_that_give_back_every_message_after_a_release_are_rolled_back(
     assert verdict.root_cause and verdict.root_cause.category == "app_errors"
     assert verdict.remediation and verdict.remediation.action.action == "rollback"
     assert "errors" in {e.signal for e in verdict.evidence}
+
+
+def test_a_guided_replica_metric_step_reads_the_family_of_the_workloads_kind(tmp_path: Path) -> None:
+    sources = sources_of(tmp_path, ZERO)
+    choice = {"tool": "replicas_metric", "deployment": "ledger/filer"}
+    call_ = to_tool_call(choice, {"ledger/filer": "StatefulSet"})
+    assert call_ == ("get_metric", {"query": "avg:kubernetes_state.statefulset.replicas_ready"
+                                             "{kube_namespace:ledger,kube_stateful_set:filer}", "start": "now-1h"})
+    assert call(sources, call_[0], **call_[1])["series"], "the query names a series the world reports"
+    assert to_tool_call(choice) == ("get_metric", {"query": "avg:kubernetes_state.deployment.replicas_available"
+                                                            "{kube_namespace:ledger,kube_deployment:filer}",
+                                                   "start": "now-1h"})
+
+
+def test_a_statefulsets_replica_metric_is_a_replicas_signal() -> None:
+    query = desired_history_query("ledger", "filer", "StatefulSet")
+    assert signals_for("get_metric", {"query": query}, True, {"series": [{"values": [2, 0]}]}) == {"replicas"}

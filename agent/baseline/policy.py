@@ -79,6 +79,10 @@ class PlaybookPolicy:
             for namespace, name in diagnosis.consumers_of(queue)[:1]:
                 if not seen.find("get_deployment", namespace=namespace, name=name):
                     calls.append(self._call("get_deployment", namespace=namespace, name=name))
+        if diagnosis.zeroes():  # a workload at 0 that consumes nothing flagged: what did it feed?
+            for queue in diagnosis.quiet_queues()[:3]:
+                if not seen.find("get_queue_stats", **diagnosis.queue_args(queue)):
+                    calls.append(self._call("get_queue_stats", **diagnosis.queue_args(queue)))
         for queue in diagnosis.stalled_queues()[:2]:
             for metric in ("consumers", "messages"):
                 query = f"avg:rabbitmq.queue.{metric}{{rabbitmq_queue:{queue}}}"

@@ -3,6 +3,7 @@ the tool results show, and the evidence items citing those calls."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from agent.coverage import ANSWERED_ERRORS
@@ -13,12 +14,14 @@ from agent.findings import (
     desired_history_query,
     failing_upstream,
     gives_back_every_message,
+    intentional_pause,
     stuck_consumers,
     unconsumed,
+    went_to_zero_at,
 )
 from agent.llm.conversation import Seen
 from agent.scope import EVERYTHING, Scope, investigation_order
-from agent.signals import consumer_refs
+from agent.signals import BROKER, consumer_refs
 from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
@@ -83,6 +86,25 @@ class Reading:
             if found and unconsumed(found[1]):
                 stalled.append(queue)
         return stalled
+
+    def quiet_queues(self) -> list[str]:
+        """Queues with consumers and nothing published or waiting: where a producer that went away would show."""
+        return [r["queue"] for r in self.queue_rows() if r["consumers"] and not r["messages"]
+                and not r.get("publish_rate") and self._in_scope(r["queue"])]
+
+    def zeroes(self) -> dict[tuple[str, str], datetime]:
+        """Workloads at 0 (not the broker, not paused on purpose) and when they went there."""
+        found = {}
+        for ref in self.candidates():
+            detail = self.detail(*ref)
+            if not detail or intentional_pause(detail[1]) or BROKER.search(" ".join([ref[1],
+                                                                                    *detail[1].get("images", [])])):
+                continue
+            history = self.desired_history(*ref)
+            at = went_to_zero_at(detail[1], history[1] if history else None)
+            if at is not None:
+                found[ref] = at
+        return found
 
     def rejecting_queues(self) -> list[str]:
         """Queues whose consumers give back every message they receive: nothing is acked, all is redelivered."""

@@ -6,7 +6,14 @@ import re
 from typing import Any
 
 from agent.baseline.queue_rules import QueueRules
-from agent.findings import broker_alarms, hung_dependency, missing_consumer, revision, serving_failure
+from agent.findings import (
+    broker_alarms,
+    hung_dependency,
+    missing_consumer,
+    revision,
+    serving_failure,
+    stopped_producer,
+)
 from agent.signals import BROKER, MAINTENANCE
 
 
@@ -54,7 +61,7 @@ class Diagnosis(QueueRules):
     def _in_scope_verdict(self) -> dict[str, Any]:
         for rule in (self._broker_down, self._broker_alarm, self._stalled_queue, self._stuck_queue,
                      self._rejecting_queue, self._failing_dependency, self._missing_consumer, self._slow_queue,
-                     self._app_errors):
+                     self._stopped_producer, self._app_errors):
             result = rule()
             if result:
                 return result
@@ -102,6 +109,34 @@ class Diagnosis(QueueRules):
                     f"{name} was scaled to 0; the remaining consumers of {queue} are too few.",
                     evidence, self._scale_back(namespace, name, detail[1], f"restore {queue}'s missing consumer"),
                     {"broken_flow": f"processing of {queue} lags", "backlog": backlog}, 0.75)
+        return None
+
+    def _stopped_producer(self) -> dict[str, Any] | None:
+        """A queue went quiet when a workload that is not its consumer went to 0: the work stopped at its source.
+        Nothing errors and nothing waits; the consumers idle."""
+        zeroes = self.zeroes()
+        for queue in self.quiet_queues():
+            stats = self.queue_stats(queue)
+            found = stopped_producer(stats[1], zeroes) if stats and zeroes else None
+            if stats is None or found is None:
+                continue
+            namespace, name = found
+            detail = self.detail(namespace, name)
+            assert detail is not None
+            cid, data = stats
+            evidence = [{"signal": "producer_activity", "claim": f"{queue}: nothing published, idle since "
+                         f"{data['idle_since']}; {data['consumers']} consumer(s) wait", "tool_call_id": cid,
+                         "observed": {"publish_rate": data["publish_rate"], "idle_since": data["idle_since"]}}]
+            evidence += self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
+            evidence += self._log_evidence(namespace, name) + self._history_evidence(namespace, name)
+            return self._incident(
+                "dependency_unavailable", namespace, name,
+                f"Nothing reaches {queue} any more: it has been idle since {data['idle_since']}, when {name} went "
+                f"to 0. Its consumers are up and waiting; the work stops at its source, {name}.",
+                f"{name}, upstream of {queue}, was scaled to 0, so nothing is produced; no error shows anywhere.",
+                evidence, self._scale_back(namespace, name, detail[1], f"restore {queue}'s producer"),
+                {"broken_flow": f"work that {name} publishes to {queue}", "backlog": 0,
+                 "since": data["idle_since"]}, 0.75)
         return None
 
     def _failing_dependency(self) -> dict[str, Any] | None:

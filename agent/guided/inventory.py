@@ -157,6 +157,9 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
     from agent.validator import known_deployments  # the validator owns what a deployment's state is
 
     states = known_deployments(observations)
+    if any(state.get("desired") == 0 for state in states.values()):  # what a workload at 0 fed may have gone quiet
+        leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
+                  if r.get("consumers") and not r.get("messages") and not r.get("publish_rate")][:2]
     for ref in suspects(observations, scope)[:MAX_SUSPECTS]:
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))

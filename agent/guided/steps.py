@@ -7,13 +7,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from agent.findings import serving_replicas_query
 from agent.signals import Observation
 
 if TYPE_CHECKING:
     from agent.guided.inventory import Inventory
 
 STANDARD_METRICS = {
-    "replicas_available": ("kubernetes_state.deployment.replicas_available", "kube_deployment"),
     "queue_depth": ("rabbitmq.queue.messages", "rabbitmq_queue"),
     "queue_consumers": ("rabbitmq.queue.consumers", "rabbitmq_queue"),
     "publish_rate": ("rabbitmq.queue.messages.publish.rate", "rabbitmq_queue"),
@@ -101,8 +101,9 @@ def step_schema(inventory: Inventory, observations: list[Observation] | None = N
     return {"anyOf": choices}
 
 
-def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The real tool call for a guided choice; None for `answer`."""
+def to_tool_call(choice: dict[str, Any], kinds: dict[str, str] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The real tool call for a guided choice; None for `answer`. `kinds`: `namespace/name` -> workload kind, as
+    the cluster reported it."""
     tool = choice.get("tool")
     namespace, _, name = str(choice.get("deployment", "")).partition("/")
     window = WINDOWS.get(str(choice.get("window")), "now-15m")
@@ -127,8 +128,8 @@ def to_tool_call(choice: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         metric, tag = STANDARD_METRICS.get(str(choice.get("metric")), STANDARD_METRICS["queue_depth"])
         return "get_metric", {"query": f"avg:{metric}{{{tag}:{choice.get('queue')}}}", "start": "now-1h"}
     if tool == "replicas_metric":
-        metric, tag = STANDARD_METRICS["replicas_available"]
-        return "get_metric", {"query": f"avg:{metric}{{kube_namespace:{namespace},{tag}:{name}}}", "start": "now-1h"}
+        kind = (kinds or {}).get(f"{namespace}/{name}", "Deployment")
+        return "get_metric", {"query": serving_replicas_query(namespace, name, kind), "start": "now-1h"}
     return None
 
 

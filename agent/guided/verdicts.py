@@ -24,8 +24,10 @@ from agent.findings import (
     revision,
     rollout_stalled,
     serving_failure,
+    stopped_producer,
     stuck_consumers,
     unconsumed,
+    went_to_zero_at,
 )
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
@@ -43,8 +45,12 @@ ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
 def observed_symptoms(observations: list[Observation]) -> set[str]:
     """System-wide symptoms the tools showed: a queue growing despite consumers, consumers failing every message,
-    error logs."""
+    error logs, a queue gone quiet when a workload upstream of it went to 0."""
+    from agent.validator import known_deployments
+
     found = set()
+    zeroes = {ref: at for ref, state in known_deployments(observations).items() if not intentional_pause(state)
+              and (at := went_to_zero_at(state, _history(observations, *ref, state.get("kind", "Deployment"))))}
     for obs in observations:
         if not obs.ok:
             continue
@@ -58,11 +64,19 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
                       if logs_errors(obs.data, service)}
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
             found.add("backlog")
+        if obs.tool == "get_queue_stats" and (producer := stopped_producer(obs.data, zeroes)):
+            found.add(f"stopped_producer:{producer[1]}")
         rows = obs.data.get("queues") or ([obs.data] if "queue" in obs.data else [])
         if obs.tool == "get_queue_stats" and any(not row.get("consumers") and row.get("queue") not in
                                                  dead_letter_queues(rows) for row in rows):
             found.add("orphaned_queue")
     return found
+
+
+def _history(observations: list[Observation], namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    query = desired_history_query(namespace, name, kind)
+    return next((o.data for o in observations if o.ok and o.tool == "get_metric" and o.args.get("query") == query),
+                None)
 
 
 def consistent_options(state: dict[str, Any] | None,
@@ -80,6 +94,8 @@ def consistent_options(state: dict[str, Any] | None,
     rolled_out = revision(state) > 1
     if state.get("desired") == 0:
         backlog = "backlog" in (symptoms or set())
+        if f"stopped_producer:{state.get('name')}" in (symptoms or set()):
+            return ["dependency_unavailable"], ["scale", "none"]
         if intentional_pause(state) and not backlog:
             return [], []
         if not (backlog or broker or (recently_scaled(state) and "orphaned_queue" in (symptoms or set()))):
@@ -297,10 +313,7 @@ def _replicas(namespace: str, name: str, observations: list[Observation]) -> int
     state = known_deployments(observations).get((namespace, name)) or {}
     desired = state.get("desired", 0)
     if not desired:
-        query = desired_history_query(namespace, name, state.get("kind", "Deployment"))
-        history = next((o.data for o in observations if o.ok and o.tool == "get_metric"
-                        and o.args.get("query") == query), None)
-        return restore_replicas(state, history)
+        return restore_replicas(state, _history(observations, namespace, name, state.get("kind", "Deployment")))
     for obs in observations:
         data = obs.data
         if obs.ok and obs.tool == "get_queue_stats" and _backlogged(data) and (namespace, name) in consumer_refs(data):

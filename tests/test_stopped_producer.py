@@ -1,0 +1,69 @@
+"""A queue that went quiet when the workload upstream of it went to 0: the work stops at its source. The finding
+is defined once (`agent.findings.stopped_producer`); the baseline drafts it and guided mode offers it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.findings import quiet_since, stopped_producer, went_to_zero_at
+from agent.guided.verdicts import consistent_options, observed_symptoms
+from agent.signals import Observation, signals_for
+from tools.registry import default_toolbox
+from tools.replay import replay_sources
+
+TOOLBOX = default_toolbox()
+QUIET = {"queue": "q", "consumers": 2, "messages": 0, "publish_rate": 0.0, "idle_since": "2026-01-01T10:00:00Z",
+         "consumed_by": [{"kind": "Deployment", "namespace": "ns", "name": "mailer", "consumers": 2}]}
+
+
+def at(hhmm: str) -> datetime:
+    return datetime.fromisoformat(f"2026-01-01T{hhmm}:00+00:00").astimezone(UTC)
+
+
+def test_a_queue_is_quiet_only_with_consumers_waiting_and_nothing_arriving() -> None:
+    assert quiet_since(QUIET) == at("10:00")
+    assert quiet_since({**QUIET, "messages": 4}) is None
+    assert quiet_since({**QUIET, "publish_rate": 0.2}) is None
+    assert quiet_since({**QUIET, "consumers": 0}) is None
+    assert quiet_since({**QUIET, "idle_since": None}) is None
+
+
+def test_the_workload_that_went_to_zero_as_the_queue_went_quiet_is_its_producer() -> None:
+    assert stopped_producer(QUIET, {("ns", "composer"): at("10:02"), ("ns", "other"): at("09:00")}) == (
+        "ns", "composer")
+    assert stopped_producer(QUIET, {("ns", "composer"): at("10:05")}) is None, "minutes apart: unrelated"
+    assert stopped_producer(QUIET, {("ns", "mailer"): at("10:00")}) is None, "its own consumer is no producer"
+
+
+def test_when_a_workload_went_to_zero_comes_from_its_scaling_else_its_replica_history() -> None:
+    scaled = {"desired": 0, "last_scaled": {"at": "2026-01-01T09:52:00Z", "message": "Scaled down … to 0 from 3"}}
+    assert went_to_zero_at(scaled, None) == at("09:52")
+    history = {"series": [{"trend": {"last": 0, "max": 3, "last_change": "2026-01-01T04:10:00Z"}}]}
+    assert went_to_zero_at({"desired": 0, "last_scaled": None}, history) == at("04:10")
+    assert went_to_zero_at({"desired": 2, "last_scaled": None}, history) is None
+
+
+def observe(sources: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[Observation]:
+    found = []
+    for index, (tool, args) in enumerate(calls, 1):
+        data = TOOLBOX.call(sources, tool, args).data()
+        found.append(Observation(call_id=f"c{index}", tool=tool, args=args, ok=True, data=data,
+                                 signals=signals_for(tool, args, True, data)))
+    return found
+
+
+def test_guided_mode_offers_the_producer_as_the_dependency_to_bring_back() -> None:
+    sources = replay_sources("producer-scaled-to-zero")
+    seen = observe(sources, [
+        ("get_deployment", {"namespace": "billing-run"}),
+        ("get_deployment", {"namespace": "billing-run", "name": "statement-composer"}),
+        ("get_queue_stats", {"queue": "billing.statements.render-done"}),
+    ])
+    symptoms = observed_symptoms(seen)
+    assert "stopped_producer:statement-composer" in symptoms
+    assert consistent_options(seen[1].data, symptoms) == (["dependency_unavailable"], ["scale", "none"])
+    paused = {**seen[1].data, "annotations": {"ops.example.com/maintenance": "paused until 12:00 for the migration"}}
+    assert "stopped_producer:statement-composer" not in observed_symptoms(
+        [*seen[:1], Observation(call_id="c2", tool="get_deployment", args=seen[1].args, ok=True, data=paused),
+         seen[2]]), "a pause with its reason is intended"
