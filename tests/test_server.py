@@ -51,7 +51,9 @@ def test_an_investigation_on_the_replay_reaches_its_incident_verdict(tmp_path: P
     assert [e["kind"] for e in done["trace"][:2]] == ["status", "status"]
     assert listed == [{"id": queued["id"], "status": "done", "question": QUESTION, "created_at": queued["created_at"],
                        "verdict_status": "incident", "remediation_status": None, "approval_id": None}]
-    assert (tmp_path / "investigations" / f"{queued['id']}.json").exists()
+    stored = InvestigationStore(tmp_path / "approvals.sqlite").get(queued["id"])  # in the database, beside approvals
+    assert stored is not None and stored.model_dump(mode="json") == done
+    assert not (tmp_path / "investigations").exists()
 
 
 def test_the_event_stream_yields_progress_then_the_verdict(tmp_path: Path) -> None:
@@ -106,7 +108,7 @@ def test_a_restarted_server_marks_the_running_investigation_interrupted_and_runs
         wait_for(first, f"/investigations/{running}", lambda body: body["status"] == "running")
         # a record left queued by a server that stopped before it could start it
         queued = InvestigationRecord(id="inv-0000000000aa", question=QUESTION, sources="incident-5", model="playbook")
-        InvestigationStore(tmp_path / "investigations").save(queued)
+        InvestigationStore(tmp_path / "approvals.sqlite").save(queued)
         with TestClient(app_for(tmp_path)) as second:  # the restarted server, on the same data dir
             interrupted = second.get(f"/investigations/{running}").json()
             events = sse(second.get(f"/investigations/{running}/events").text)

@@ -1,6 +1,7 @@
-"""Where approvals and the audit log are kept: one database, SQLite for one person (`<data>/approvals.sqlite`) or
-PostgreSQL for a team (`SRE_AGENT_DATABASE_URL=postgresql://user@host/db`), so every replica of `serve` and every
-on-call engineer's CLI sees the same approvals and writes the same audit trail.
+"""Where approvals, the audit log and the server's investigation records are kept: one database, SQLite for one
+person (`<data>/approvals.sqlite`) or PostgreSQL for a team (`SRE_AGENT_DATABASE_URL=postgresql://user@host/db`), so
+every replica of `serve` and every on-call engineer's CLI sees the same approvals, writes the same audit trail and
+(the servers) shares the same investigations.
 
 The schema is brought up to date by alembic (`migrations/`) the first time a process opens a database, under a
 lock so replicas starting together do not race. A SQLite file written before alembic is migrated in place.

@@ -1,9 +1,10 @@
-"""The shared store's tables (SQLAlchemy Core): approvals and the audit log. One definition, read by the store and
-by the migrations (`migrations/`); the same tables live in SQLite for one person and in PostgreSQL for a team."""
+"""The shared store's tables (SQLAlchemy Core): approvals, the audit log and the server's investigation records. One
+definition, read by the stores and by the migrations (`migrations/`); the same tables live in SQLite for one person
+and in PostgreSQL for a team."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -50,4 +51,28 @@ audit = Table(
     Column("record", Text, nullable=False),
     Index("audit_approval", "approval_id"),
     Index("audit_run", "run_id"),
+)
+
+investigations = Table(  # agent/server/records.py: the record is the JSON in `record`; the rest is for finding it
+    "investigations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("is_open", Boolean, nullable=False),  # InvestigationRecord.is_open(): an alert's repeat joins it
+    Column("run_id", Text),
+    Column("created_at", Text, nullable=False),  # ISO 8601 UTC with microseconds: sorts as time
+    Column("updated_at", Text, nullable=False),
+    Column("owner", Integer),  # the server process that queued or ran it (recovered only once that one is gone)
+    Column("version", Integer, nullable=False),  # +1 on every write
+    Column("record", Text, nullable=False),
+    Index("investigations_status", "status"),
+    Index("investigations_run", "run_id"),
+    Index("investigations_created", "created_at"),
+    Index("investigations_open", "is_open"),
+)
+
+investigation_keys = Table(  # one row per alert key of an investigation: what a repeat of the alert is matched by
+    "investigation_keys", metadata,
+    Column("key", Text, primary_key=True),
+    Column("investigation_id", String(32), ForeignKey("investigations.id", ondelete="CASCADE"), primary_key=True),
+    Index("investigation_keys_investigation", "investigation_id"),
 )

@@ -20,7 +20,7 @@ from agent.server.alerts import (
 from agent.server.api_investigations import start
 from agent.server.auth import SIGNATURE_HEADER, webhook_problem
 from agent.server.context import Server, ServerDep
-from agent.server.records import now
+from agent.server.records import AlreadyOpen
 
 router = APIRouter(tags=["alerts"])
 
@@ -50,19 +50,22 @@ def _intake(here: Server, source: str, intake: Intake, response: Response) -> Al
         response.status_code = 200
         return AlertOutcome(result="ignored", reason=intake.ignored)
     alert = intake.alert
-    with here.intake:  # one delivery at a time decides: join the open investigation, or start one
-        existing = here.store.open_for(alert.keys)
-        if existing is not None and existing.alert is not None:
-            joined = existing.alert.model_copy(update={
-                "deliveries": existing.alert.deliveries + 1, "last_received_at": now(),
-                "keys": list(dict.fromkeys([*existing.alert.keys, *alert.keys]))})
-            here.store.update(existing.id, alert=joined)
-            here.metrics.alerts.labels(source, "joined").inc()
-            response.status_code = 200
-            return AlertOutcome(investigation_id=existing.id, result="joined", status=existing.status,
-                                question=existing.question)
-        record = start(here, intake.question, remediate=here.settings.alerts_remediate, alert=alert,
-                       missing_status=503)
+    with here.intake:  # one delivery at a time decides, here and (through the store) across replicas
+        for _ in range(3):
+            joined = here.store.join(alert)  # a repeat: counted on the investigation still open
+            if joined is not None:
+                here.metrics.alerts.labels(source, "joined").inc()
+                response.status_code = 200
+                return AlertOutcome(investigation_id=joined.id, result="joined", status=joined.status,
+                                    question=joined.question)
+            try:
+                record = start(here, intake.question, remediate=here.settings.alerts_remediate, alert=alert,
+                               missing_status=503)
+                break
+            except AlreadyOpen:  # another replica started one for this alert meanwhile: join it
+                continue
+        else:  # pragma: no cover - an investigation opened and closed three times during one delivery
+            raise HTTPException(503, detail="the alert's investigation kept changing; deliver it again")
     here.metrics.alerts.labels(source, "started").inc()
     return AlertOutcome(investigation_id=record.id, result="started", status=record.status,
                         question=record.question)

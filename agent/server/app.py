@@ -34,7 +34,7 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
     settings = settings or ServerSettings()
     folder = settings.folder()
     tokens = ApproverTokens(settings.approver_tokens)
-    store = InvestigationStore(folder / "investigations")
+    store = InvestigationStore(folder / "approvals.sqlite")  # beside the approvals: the shared database when set
     metrics = Metrics()
     runner = Runner(store, metrics, resolve or resolve_model, folder, settings.concurrency)
     here = Server(settings=settings, folder=folder, store=store, approvals=ApprovalStore(folder / "approvals.sqlite"),
@@ -60,6 +60,7 @@ def create_app(settings: ServerSettings | None = None, *, resolve: ModelResolver
             log.warning("alert webhooks are accepted unsigned: set SRE_AGENT_SERVE_WEBHOOK_SECRET")
         yield
         await anyio.to_thread.run_sync(runner.close)
+        store.close()
         if slack is not None:
             await slack.close()
 

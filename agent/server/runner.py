@@ -92,7 +92,7 @@ class Runner:
     def _run(self, investigation_id: str, sources: Sources | None, model: ChatModel | None) -> None:
         self.metrics.queued.dec()
         record = self.store.get(investigation_id)
-        if record is None or record.status != "queued":  # pragma: no cover - only a hand-edited data dir
+        if record is None or record.status != "queued":  # pragma: no cover - only a hand-edited store
             return
         self.metrics.running.inc()
         channel = self.hub.channel(investigation_id)
@@ -140,7 +140,7 @@ class Runner:
         ending = {**outcome, "finished_at": now(), "duration_s": round(seconds, 3), "trace": channel.snapshot()}
         try:
             record = self.store.update(started.id, **ending)
-        except RecordError as exc:  # the data dir failed: the stream and the metrics still tell the outcome
+        except RecordError as exc:  # the store failed: the stream and the metrics still tell the outcome
             log.error("investigation %s: %s", started.id, exc)
             record = started.model_copy(update=ending)
         self.metrics.duration.observe(seconds)
@@ -175,7 +175,7 @@ class Runner:
         return result
 
     def close(self) -> None:
-        """Stop taking work: queued investigations stay queued on disk (the next server runs them); running ones
+        """Stop taking work: queued investigations stay queued in the store (the next server runs them); running ones
         and decisions being carried out finish first."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._decisions.shutdown(wait=True)
