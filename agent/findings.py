@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from agent.scope import _names, words
-from agent.signals import MAINTENANCE, consumer_refs
+from agent.signals import MAINTENANCE
 
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
 ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
@@ -108,12 +107,28 @@ def _addressed(name: str, text: str) -> bool:
                           text))
 
 
+def workload_aliases(tables: Iterable[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(namespace, app label) -> workload name, from get_deployment tables: services and their addresses often
+    carry a workload's app label (`app: rating-engine` on Deployment `svc-rating`) rather than its name."""
+    return {(str(table.get("namespace")), str(row["app"])): str(row["name"]) for table in tables
+            for row in table.get("deployments") or [] if row.get("app")}
+
+
 def addressed_workloads(log_result: dict[str, Any], caller_namespace: str, workloads: Iterable[tuple[str, str]],
-                        namespaces: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(namespace, name) of the workloads that the error/warning lines of callers in `caller_namespace` address.
-    A name that several namespaces hold is the one its address gives (`name.ns.svc`, `name.ns:8080`), else the
-    callers' own, else none: a guess across namespaces would blame a stranger. A cluster address of a service in
-    one of `namespaces` (`name.ns.svc…`) names it even before that namespace's workloads are listed."""
+                        namespaces: Iterable[str] = (), aliases: dict[tuple[str, str], str] | None = None
+                        ) -> list[tuple[str, str]]:
+    """(namespace, name) of the workloads that the error/warning lines of callers in `caller_namespace` address,
+    by name or by app label (`aliases`). A name that several namespaces hold is the one its address gives
+    (`name.ns.svc`, `name.ns:8080`), else the callers' own, else none: a guess across namespaces would blame a
+    stranger. A cluster address of a service in one of `namespaces` (`name.ns.svc…`) names it even before that
+    namespace's workloads are listed."""
+    aliases = aliases or {}
+    found = _addressed_names(log_result, caller_namespace, [*workloads, *aliases], namespaces)
+    return list(dict.fromkeys((ns, aliases.get((ns, name), name)) for ns, name in found))
+
+
+def _addressed_names(log_result: dict[str, Any], caller_namespace: str, workloads: list[tuple[str, str]],
+                     namespaces: Iterable[str]) -> list[tuple[str, str]]:
     owners: dict[str, list[str]] = {}
     for namespace, name in workloads:
         owners.setdefault(name, []).append(namespace)
@@ -132,19 +147,22 @@ def addressed_workloads(log_result: dict[str, Any], caller_namespace: str, workl
     return found
 
 
-def blamed_dependencies(log_result: dict[str, Any], caller_namespace: str,
-                        workloads: Iterable[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
-    """Each service of `caller_namespace` whose own error/warning lines in a search_logs result address another
+def blamed_dependencies(log_result: dict[str, Any], caller_namespace: str, workloads: Iterable[tuple[str, str]],
+                        aliases: dict[tuple[str, str], str] | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Each workload of `caller_namespace` whose own error/warning lines in a search_logs result address another
     workload, and those workloads: a caller reporting what failed it (a refused address, an upstream's 500, a
-    timeout), in its namespace or another."""
+    timeout), in its namespace or another. A line's service is its workload's name or app label (`aliases`)."""
     refs = list(workloads)
+    aliases = aliases or {}
     blamed: dict[str, list[tuple[str, str]]] = {}
     for line in log_result.get("samples") or []:
         service = str(line.get("service") or "")
+        service = aliases.get((caller_namespace, service), service)
         if str(line.get("status", "")).lower() not in ERROR_STATUSES:
             continue
-        others = [ref for ref in refs if ref[1] != service]
-        for ref in addressed_workloads({"samples": [line]}, caller_namespace, others):
+        others = [ref for ref in refs if ref != (caller_namespace, service)]
+        others_aliases = {key: name for key, name in aliases.items() if (key[0], name) != (caller_namespace, service)}
+        for ref in addressed_workloads({"samples": [line]}, caller_namespace, others, aliases=others_aliases):
             if ref not in blamed.setdefault(service, []):
                 blamed[service].append(ref)
     return blamed
@@ -164,13 +182,14 @@ Ref = tuple[str, str]  # (namespace, workload name)
 
 
 def failing_upstream(caller: Ref, error_logs: list[dict[str, Any]], states: dict[Ref, dict[str, Any]],
-                     own_logs: dict[Ref, dict[str, Any]] | None = None) -> Ref | None:
+                     own_logs: dict[Ref, dict[str, Any]] | None = None,
+                     aliases: dict[Ref, str] | None = None) -> Ref | None:
     """The workload `caller`'s own errors blame, when that workload is failing itself (it logs errors, cannot
     serve, is at 0, or hangs: callers time out while it logs nothing): the caller's errors are its symptom, not a
     cause of their own. `error_logs` are the caller's namespace's error searches, `states` the workloads known
     (detail or table row) in any namespace, `own_logs` the searches of a workload's own lines."""
     for logs in error_logs:
-        for dependency in blamed_dependencies(logs, caller[0], states).get(caller[1], []):
+        for dependency in blamed_dependencies(logs, caller[0], states, aliases).get(caller[1], []):
             state = states.get(dependency) or {}
             failing = state.get("desired") == 0 or ("pods" in state and serving_failure(state) is not None)
             hung = hung_dependency((own_logs or {}).get(dependency), logs) is not None
@@ -308,6 +327,13 @@ def desired_history_query(namespace: str, name: str, kind: str = "Deployment") -
     return f"max:kubernetes_state.{family}.replicas_desired{{kube_namespace:{namespace},{tag}:{name}}}"
 
 
+def workload_logs_query(namespace: str, name: str, kind: str = "Deployment") -> str:
+    """The log query for a workload's own lines: by the owner tag the Datadog agent puts on its pods' logs
+    (`kube_deployment`, `kube_stateful_set`), which holds whatever its `service` tag is called."""
+    _, tag, _ = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
+    return f"kube_namespace:{namespace} {tag}:{name}"
+
+
 def serving_replicas_query(namespace: str, name: str, kind: str = "Deployment") -> str:
     """The metric query for how many of a workload's replicas serve (available; ready for a StatefulSet)."""
     family, tag, serving = KUBE_STATE_METRICS.get(kind, KUBE_STATE_METRICS["Deployment"])
@@ -317,46 +343,3 @@ def serving_replicas_query(namespace: str, name: str, kind: str = "Deployment") 
 def broker_alarms(queue_results: list[dict[str, Any]]) -> list[str]:
     """Resource alarms the broker reported in any get_queue_stats result: while set, every publisher is blocked."""
     return sorted({alarm for result in queue_results for alarm in result.get("alarms") or []})
-
-
-PRODUCER_STOP_MATCH_S = 180  # a workload that went to 0 this close to when a queue went quiet fed that queue
-
-
-def quiet_since(queue: dict[str, Any]) -> datetime | None:
-    """When a queue's traffic stopped: consumers attached and waiting, nothing published and nothing waiting, and
-    the broker reporting it idle since then (so it had traffic until that moment)."""
-    if not queue.get("consumers") or queue.get("publish_rate") or queue.get("messages") or not queue.get("idle_since"):
-        return None
-    return _moment(queue["idle_since"])
-
-
-def went_to_zero_at(detail: dict[str, Any], desired_history: dict[str, Any] | None) -> datetime | None:
-    """When a workload at 0 was scaled there: its latest scaling in the API's hour, else the replica history."""
-    if detail.get("desired") != 0:
-        return None
-    scaled = (detail.get("last_scaled") or {}).get("at")
-    if scaled:
-        return _moment(scaled)
-    for series in (desired_history or {}).get("series") or []:
-        trend = series.get("trend") or {}
-        if trend.get("last") == 0 and (trend.get("max") or 0) > 0 and trend.get("last_change"):
-            return _moment(trend["last_change"])
-    return None
-
-
-def stopped_producer(queue: dict[str, Any], zeroes: dict[tuple[str, str], datetime]) -> tuple[str, str] | None:
-    """The producer that went away: a queue went quiet within minutes of a workload (not its consumer) going to
-    0. Its consumers wait for work that no longer arrives; bringing the producer back resumes the flow."""
-    quiet = quiet_since(queue)
-    consumers = set(consumer_refs(queue))
-    if quiet is None:
-        return None
-    close = sorted((abs((at - quiet).total_seconds()), ref) for ref, at in zeroes.items() if ref not in consumers)
-    return close[0][1] if close and close[0][0] <= PRODUCER_STOP_MATCH_S else None
-
-
-def _moment(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -12,7 +12,7 @@ rules out `orders-us`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +20,8 @@ ENVIRONMENTS = {
     "prod": ("prod", "production", "prd", "live"),
     "staging": ("staging", "stage", "stg", "preprod"),
     "dev": ("dev", "development"),
-    "test": ("test", "testing", "qa", "uat", "sandbox"),
+    "test": ("test", "testing", "qa", "uat", "sandbox", "acc", "acceptance", "int", "integration", "sit", "perf",
+             "e2e", "nonprod"),
 }
 _ENV_OF = {word: env for env, words in ENVIRONMENTS.items() for word in words}
 REGIONS = {
@@ -261,6 +262,8 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
     brokers: set[tuple[str, str]] = set()
     down: set[tuple[str, str]] = set()  # workloads below desired or at 0
     starved: set[str] = set()  # queues holding messages with no consumer
+    quiet: list[dict[str, Any]] = []  # queue details, some of which may have gone quiet
+    details: dict[tuple[str, str], dict[str, Any]] = {}
     shared: set[str] = set()
     samples: list[dict[str, Any]] = []
     searches: list[tuple[str, dict[str, Any]]] = []  # (namespace searched, result)
@@ -277,7 +280,10 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
                 if BROKER.search(" ".join([row["name"], *row.get("images", [])])):
                     shared.add(data["namespace"])
                     brokers.add((data["namespace"], row["name"]))
+        if tool == "get_deployment" and "name" in data and "deployments" not in data:
+            details[(str(data.get("namespace")), str(data["name"]))] = data
         if tool == "get_queue_stats" and "queue" in data:
+            quiet.append(data)
             refs = [c for c in data.get("consumed_by") or [] if isinstance(c, dict)]
             consumers |= {(c["namespace"], data["queue"]) for c in refs}
             consuming |= {(c["namespace"], c["name"], data["queue"]) for c in refs}
@@ -295,7 +301,18 @@ def scope_from_results(question: str, results: Iterable[tuple[str, dict[str, Any
     if not scope.focus:
         return scope
     return replace(scope, focus=_flows_through(scope.focus, workloads, consuming, brokers | _missing_consumers(
-        scope.focus, starved, down), samples))
+        scope.focus, starved, down), samples, _stopped_producers(quiet, details)))
+
+
+def _stopped_producers(queues: list[dict[str, Any]], details: dict[tuple[str, str], dict[str, Any]]
+                       ) -> set[tuple[str, str, str]]:
+    """(namespace, workload, queue) for a queue that went quiet when that workload went to 0 or rolled out: its
+    producer, part of the flow of whoever consumes the queue."""
+    from agent.producers import rolled_out_at, stopped_producer, went_to_zero_at
+
+    changes = {ref: at for ref, detail in details.items()
+               if (at := went_to_zero_at(detail, None) or rolled_out_at(detail))}
+    return {(*found, str(queue["queue"])) for queue in queues if (found := stopped_producer(queue, changes))}
 
 
 def _missing_consumers(focus: frozenset[tuple[str, str]], starved: set[str],
@@ -311,14 +328,18 @@ def _missing_consumers(focus: frozenset[tuple[str, str]], starved: set[str],
 
 def _flows_through(focus: frozenset[tuple[str, str]], workloads: set[tuple[str, str]],
                    consuming: set[tuple[str, str, str]], brokers: set[tuple[str, str]],
-                   samples: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
+                   samples: list[dict[str, Any]], producing: Collection[tuple[str, str, str]] = ()
+                   ) -> frozenset[tuple[str, str]]:
     """The named workloads and what their work goes through: consumers of queues named like them, workloads
-    their error lines address (a refused or timed-out dependency), and the broker."""
+    their error lines address (a refused or timed-out dependency), the broker, and the producer that stopped
+    feeding a queue they consume."""
     from agent.findings import mentioned_workloads
 
     reached = set(focus) | brokers
     focus_words = {w for _, name in focus for w in words(name)}
     reached |= {(ns, name) for ns, name, queue in consuming if _names(focus_words, queue)}
+    fed = {queue for ns, name, queue in consuming if (ns, name) in focus}
+    reached |= {(ns, name) for ns, name, queue in producing if queue in fed}
     names = [name for _, name in workloads]
     for ns, name in focus:
         own = [line for line in samples if line.get("service") == name]

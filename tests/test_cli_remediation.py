@@ -45,7 +45,7 @@ APPROVAL_PANEL = """\
 │ in the previous 5 min; last line at 14:42:45Z (4.7 min before window end).   │
 │ Silent since 14:43:30Z (4.0 min)                                             │
 │   - [replicas] queue-master: desired 0, available 0                          │
-│   - [events] Pod/queue-master-b4xtjm6jbj-sst49: Killing: Stopping container  │
+│   - [events] Pod/queue-master-b4xtjm6jbj-d7h5x: Killing: Stopping container  │
 │ queue-master                                                                 │
 │   - [queue_consumers] queue shipping-task has 0 consumers                    │
 │   - [queue_depth] queue shipping-task holds 5 messages                       │

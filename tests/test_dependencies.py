@@ -48,13 +48,16 @@ def test_each_caller_is_credited_with_what_it_blames() -> None:
     assert blamed_dependencies(logs, "shop", WORKLOADS) == {"checkout": [("geo", "pricing")]}
 
 
-def test_a_queue_name_in_several_vhosts_is_looked_up_in_the_vhost_of_the_flagged_one() -> None:
-    from agent.baseline.reading import Reading
+def test_a_queue_name_in_several_vhosts_is_read_in_each_of_them() -> None:
+    from agent.baseline.reading import QueueRef, Reading
     from agent.llm.conversation import Seen
 
-    listing = {"queues": [{"queue": "jobs", "vhost": "/eu", "messages": 0, "consumers": 2},
+    listing = {"queues": [{"queue": "jobs", "vhost": "/eu", "messages": 4, "consumers": 2},
                           {"queue": "jobs", "vhost": "/us", "messages": 90, "consumers": 0},
                           {"queue": "mail", "vhost": "/eu", "messages": 0, "consumers": 1}]}
     reading = Reading(Seen(results={"c1": ("get_queue_stats", {}, listing)}, order=["c1"]))
-    assert reading.queue_args("jobs") == {"queue": "jobs", "vhost": "/us"}
-    assert reading.queue_args("mail") == {"queue": "mail"}
+    assert reading.interesting_queues() == [QueueRef("/eu", "jobs"), QueueRef("/us", "jobs")]
+    assert [reading.queue_args(q) for q in reading.interesting_queues()] == [
+        {"queue": "jobs", "vhost": "/eu"}, {"queue": "jobs", "vhost": "/us"}]
+    assert reading.queue_args(QueueRef("/eu", "mail")) == {"queue": "mail"}
+    assert f"{QueueRef('/us', 'jobs')} is growing" == "jobs is growing"

@@ -44,7 +44,7 @@ def test_a_small_model_guided_through_incident_5_passes_scoring() -> None:
         ("call_6", "get_queue_stats", "shipping-task"), ("call_7", "get_deployment", "queue-master"),
         ("call_8", "get_metric", "max:kubernetes_state.deployment.replicas_desired{kube_namespace:sock-shop,"
                                  "kube_deployment:queue-master}"),
-        ("call_9", "search_logs", "kube_namespace:sock-shop service:queue-master")]
+        ("call_9", "search_logs", "kube_namespace:sock-shop kube_deployment:queue-master")]
     assert verdict.remediation is not None
     assert verdict.remediation.command == "kubectl -n sock-shop scale deployment/queue-master --replicas=1"
     assert {("queue_consumers", "call_6"), ("queue_depth", "call_6"), ("producer_activity", "call_6"),

@@ -57,7 +57,7 @@ def test_crash_looping_pod_shows_oomkilled(cluster: KubernetesCluster) -> None:
     assert pods == [PodInfo(name="worker-5d8f9c7b6-q7lxn", phase="Running", ready=False, restarts=7,
                             waiting_reason="CrashLoopBackOff", last_termination_reason="OOMKilled",
                             started_at=at("2025-11-09T14:21:07"), node="node-b", ip="10.244.2.31",
-                            owner="worker")]
+                            owner="worker", owner_kind="Deployment")]
 
 
 def test_events_use_the_best_timestamp_and_honour_since(cluster: KubernetesCluster) -> None:

@@ -99,11 +99,11 @@ def test_statefulset_pods_are_owned_directly_deployment_pods_through_their_repli
         cluster: KubernetesCluster) -> None:
     with played("kubernetes", "pods_of_statefulset"):
         pods = cluster.list_pods(NS, {"tier": "data"})
-    assert [(p.name, p.owner, p.ready, p.node) for p in pods] == [
-        ("ledger-0", "ledger", True, "node-a"), ("ledger-1", "ledger", True, "node-c"),
-        ("ledger-proxy-84c6b7d9f5-wz2qk", "ledger-proxy", True, "node-b")]
+    assert [(p.name, p.owner, p.owner_kind, p.ready, p.node) for p in pods] == [
+        ("ledger-0", "ledger", "StatefulSet", True, "node-a"), ("ledger-1", "ledger", "StatefulSet", True, "node-c"),
+        ("ledger-proxy-84c6b7d9f5-wz2qk", "ledger-proxy", "Deployment", True, "node-b")]
     assert pods[0] == PodInfo(name="ledger-0", phase="Running", ready=True, started_at=at("2025-11-09T09:00:11"),
-                              node="node-a", ip="10.244.1.40", owner="ledger")
+                              node="node-a", ip="10.244.1.40", owner="ledger", owner_kind="StatefulSet")
 
 
 def test_get_deployment_renders_the_hpa_of_a_statefulset_at_zero(cluster: KubernetesCluster) -> None:

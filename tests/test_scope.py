@@ -16,6 +16,12 @@ def test_an_environment_word_scopes_to_it_and_rules_out_the_sibling() -> None:
         False, ["messaging", "payments-prod"], ["payments-staging"])
 
 
+def test_an_acceptance_environment_is_not_production() -> None:
+    scope = scope_of("are we dropping meter reads on the prod rabbit?", ["metering", "metering-acc", "amqp"],
+                     shared=["amqp"])
+    assert sorted(scope.excluded) == ["metering-acc"] and "metering" in scope.namespaces
+
+
 def test_a_tenant_named_rules_out_the_other_tenant_even_through_shared_workload_names() -> None:
     scope = scope_of("Can you confirm Acme's report exports are working?", ["tenant-acme", "tenant-globex", "mq"],
                      workloads=[("tenant-globex", "export-worker"), ("tenant-acme", "export-worker")])

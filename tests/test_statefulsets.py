@@ -251,3 +251,9 @@ def test_a_guided_replica_metric_step_reads_the_family_of_the_workloads_kind(tmp
 def test_a_statefulsets_replica_metric_is_a_replicas_signal() -> None:
     query = desired_history_query("ledger", "filer", "StatefulSet")
     assert signals_for("get_metric", {"query": query}, True, {"series": [{"values": [2, 0]}]}) == {"replicas"}
+
+
+def test_a_statefulset_consumer_is_named_as_one_by_the_queue(tmp_path: Path) -> None:
+    stats = call(sources_of(tmp_path, ZERO.replace("replicas: 0", "replicas: 2")), "get_queue_stats", queue="filings")
+    assert stats["consumed_by"] == [{"kind": "StatefulSet", "namespace": "ledger", "name": "filer", "consumers": 2}]
+    assert "consumed by StatefulSet ledger/filer (2)" in stats["summary"]

@@ -1,13 +1,14 @@
 """A queue that went quiet when the workload upstream of it went to 0: the work stops at its source. The finding
-is defined once (`agent.findings.stopped_producer`); the baseline drafts it and guided mode offers it."""
+is defined once (`agent.producers.stopped_producer`); the baseline drafts it and guided mode offers it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.findings import quiet_since, stopped_producer, went_to_zero_at
+from agent.findings import addressed_workloads
 from agent.guided.verdicts import consistent_options, observed_symptoms
+from agent.producers import quiet_since, rolled_out_at, stopped_producer, went_to_zero_at
 from agent.signals import Observation, signals_for
 from tools.registry import default_toolbox
 from tools.replay import replay_sources
@@ -67,3 +68,23 @@ def test_guided_mode_offers_the_producer_as_the_dependency_to_bring_back() -> No
     assert "stopped_producer:statement-composer" not in observed_symptoms(
         [*seen[:1], Observation(call_id="c2", tool="get_deployment", args=seen[1].args, ok=True, data=paused),
          seen[2]]), "a pause with its reason is intended"
+
+
+def test_a_rollout_is_a_change_at_the_time_its_new_template_took_over() -> None:
+    detail = {"revision": 4, "pods": [{"name": "orchestrator-7c9d-abcde"}], "events": [
+        {"reason": "ScalingReplicaSet", "last_seen": "2026-01-01T10:01:00Z",
+         "message": "Scaled up replica set orchestrator-7c9d to 3"},
+        {"reason": "ScalingReplicaSet", "last_seen": "2026-01-01T10:01:30Z",
+         "message": "Scaled down replica set orchestrator-5b8f to 0 from 3"}]}
+    assert rolled_out_at(detail) == datetime(2026, 1, 1, 10, 1, 30, tzinfo=UTC)
+    assert stopped_producer(QUIET, {("ns", "orchestrator"): rolled_out_at(detail)}) == ("ns", "orchestrator")
+    assert rolled_out_at({**detail, "revision": 1}) is None, "a first revision rolled out nothing"
+
+
+def test_a_service_address_names_the_workload_its_app_label_calls_it() -> None:
+    line = {"status": "error", "service": "quote-api",
+            "message": "rating call failed: connection failure (rating-engine.pricing.svc.cluster.local:8443)"}
+    workloads = [("pricing", "svc-rating"), ("pricing", "svc-home-rater"), ("quotes", "svc-quote-api")]
+    aliases = {("pricing", "rating-engine"): "svc-rating", ("quotes", "quote-api"): "svc-quote-api"}
+    assert addressed_workloads({"samples": [line]}, "quotes", workloads, aliases=aliases) == [("pricing", "svc-rating")]
+    assert addressed_workloads({"samples": [line]}, "quotes", workloads) == [], "without the label nothing matches"

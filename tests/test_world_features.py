@@ -285,3 +285,12 @@ def test_a_consumer_that_requeues_every_message_churns_without_progress() -> Non
     assert work["messages"] >= 150 and "none is acked" in work["summary"]
     dlq = TOOLBOX.call(sources, "get_queue_stats", {"queue": "jobs.dlq"}).data()
     assert dlq["messages"] == 0
+
+
+def test_workloads_of_one_name_in_two_namespaces_have_pods_of_their_own(tmp_path: Path) -> None:
+    sources = world_of(tmp_path, """    - {name: api, namespace: shop-au, image: "acme/api:1.0"}
+""")
+    here = [(p["name"], p["ip"]) for p in call(sources, "get_deployment", namespace="shop", name="api")["pods"]]
+    there = [(p["name"], p["ip"]) for p in call(sources, "get_deployment", namespace="shop-au", name="api")["pods"]]
+    assert here and there and not {n for n, _ in here} & {n for n, _ in there}
+    assert not {ip for _, ip in here} & {ip for _, ip in there}

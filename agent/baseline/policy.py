@@ -64,7 +64,7 @@ class PlaybookPolicy:
         for namespace, name in diagnosis.candidates()[:4]:
             if not seen.find("get_deployment", namespace=namespace, name=name):
                 calls.append(self._call("get_deployment", namespace=namespace, name=name))
-            query = f"kube_namespace:{namespace} service:{name}"
+            query = diagnosis.logs_query(namespace, name)
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
             detail = diagnosis.detail(namespace, name)
@@ -79,10 +79,13 @@ class PlaybookPolicy:
             for namespace, name in diagnosis.consumers_of(queue)[:1]:
                 if not seen.find("get_deployment", namespace=namespace, name=name):
                     calls.append(self._call("get_deployment", namespace=namespace, name=name))
-        if diagnosis.zeroes():  # a workload at 0 that consumes nothing flagged: what did it feed?
+        if diagnosis.changes() or diagnosis.stalled_queues():  # what a changed workload fed may have gone quiet
             for queue in diagnosis.quiet_queues()[:3]:
                 if not seen.find("get_queue_stats", **diagnosis.queue_args(queue)):
                     calls.append(self._call("get_queue_stats", **diagnosis.queue_args(queue)))
+        for namespace, name in diagnosis.upstream_suspects()[:4]:  # a queue went quiet: what changed upstream?
+            if not seen.find("get_deployment", namespace=namespace, name=name):
+                calls.append(self._call("get_deployment", namespace=namespace, name=name))
         for queue in diagnosis.stalled_queues()[:2]:
             for metric in ("consumers", "messages"):
                 query = f"avg:rabbitmq.queue.{metric}{{rabbitmq_queue:{queue}}}"
@@ -109,11 +112,11 @@ class PlaybookPolicy:
             calls += [self._call("get_deployment", namespace=ns, name=n) for ns, n in wanted
                       if not seen.find("get_deployment", namespace=ns, name=n)]
         for namespace, name, _ in diagnosis.failing_dependencies()[:3]:
-            query = f"kube_namespace:{namespace} service:{name}"
+            query = diagnosis.logs_query(namespace, name)
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         for namespace, name in [ref for q in held_or_given_back for ref in diagnosis.consumers_of(q)[:1]]:
-            query = f"kube_namespace:{namespace} service:{name}"
+            query = diagnosis.logs_query(namespace, name)
             if not seen.find("search_logs", query=query):
                 calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         return calls
@@ -129,7 +132,7 @@ class PlaybookPolicy:
                     wanted.append(self._call("get_queue_stats", **diagnosis.queue_args(queue)))
             if re.search(r"\blogs?\b", lowered):
                 for namespace, name in diagnosis.candidates()[:1]:
-                    wanted.append(self._call("search_logs", query=f"kube_namespace:{namespace} service:{name}",
+                    wanted.append(self._call("search_logs", query=diagnosis.logs_query(namespace, name),
                                              start=SILENT_WINDOW))
             if wanted:
                 return AssistantTurn(tool_calls=wanted)

@@ -82,6 +82,7 @@ class QueueRules(Reading):
                                  f"{data['deliver_rate']}/s, ack {data['ack_rate']}/s and get "
                                  f"{data['redeliver_rate']}/s redelivered", "tool_call_id": cid,
                                  "observed": {"ack_rate": data["ack_rate"], "redeliver_rate": data["redeliver_rate"]}})
+                evidence += self._log_evidence(namespace, name)
                 errors = self.namespace_logs(namespace, "error")
                 if errors and errors[1]["total"]:
                     evidence.append({"signal": "errors", "claim": f"{namespace}: {errors[1]['summary'][:160]}",

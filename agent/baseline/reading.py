@@ -3,6 +3,7 @@ the tool results show, and the evidence items citing those calls."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,15 +18,32 @@ from agent.findings import (
     intentional_pause,
     stuck_consumers,
     unconsumed,
-    went_to_zero_at,
+    workload_aliases,
+    workload_logs_query,
 )
 from agent.llm.conversation import Seen
+from agent.producers import quiet_since, rolled_out_at, stopped_producer, went_to_zero_at
 from agent.scope import EVERYTHING, Scope, investigation_order
 from agent.signals import BROKER, consumer_refs
 from tools.kubernetes.tools import SCALE_REASONS
 
 SILENT_WINDOW = "now-5m"
 LONG_HISTORY = "now-24h"
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    """A queue is its vhost and its name: one name may be in several vhosts. Reads as its name in sentences."""
+
+    vhost: str
+    name: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> QueueRef:
+        return cls(str(row.get("vhost") or "/"), str(row["queue"]))
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Reading:
@@ -52,34 +70,31 @@ class Reading:
         return bool(calls) and all(data.get("error") and data.get("error") not in ANSWERED_ERRORS
                                    for _, _, data in calls)
 
-    def interesting_queues(self) -> list[str]:
+    def interesting_queues(self) -> list[QueueRef]:
         rows = self.queue_rows()
-        flagged = [r["queue"] for r in rows if r["consumers"] == 0 or r["messages"] > 0]
-        return flagged or [r["queue"] for r in rows[:3]]
+        flagged = [QueueRef.of(r) for r in rows if r["consumers"] == 0 or r["messages"] > 0]
+        return flagged or [QueueRef.of(r) for r in rows[:3]]
 
-    def queue_args(self, queue: str) -> dict[str, Any]:
-        """The arguments that name `queue` to get_queue_stats: with its vhost when the name is in several, the
-        vhost of the flagged row (no consumer, or messages) first."""
-        rows = [r for r in self.queue_rows() if r["queue"] == queue]
-        if len({r.get("vhost") for r in rows}) < 2:
-            return {"queue": queue}
-        rows.sort(key=lambda r: (r["consumers"] != 0, -(r["messages"] or 0)))
-        return {"queue": queue, "vhost": rows[0].get("vhost")}
+    def queue_args(self, queue: QueueRef) -> dict[str, Any]:
+        """The arguments that name `queue` to get_queue_stats: with its vhost when its name is in several."""
+        if len({r.get("vhost") for r in self.queue_rows() if r["queue"] == queue.name}) < 2:
+            return {"queue": queue.name}
+        return {"queue": queue.name, "vhost": queue.vhost}
 
-    def queue_stats(self, queue: str) -> tuple[str, dict[str, Any]] | None:
-        found = self.seen.find("get_queue_stats", queue=queue)
+    def queue_stats(self, queue: QueueRef) -> tuple[str, dict[str, Any]] | None:
+        found = self.seen.find("get_queue_stats", **self.queue_args(queue))
         return found if found and "error" not in found[1] else None
 
-    def _in_scope(self, queue: str) -> bool:
+    def _in_scope(self, queue: QueueRef) -> bool:
         """A queue belongs to the scope when a consumer of it does, or when nothing consumes it."""
         refs = self.consumers_of(queue)
         return not refs or any(self.scope.covers_workload(namespace, name) for namespace, name in refs)
 
-    def stuck_queues(self) -> list[str]:
+    def stuck_queues(self) -> list[QueueRef]:
         return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
                 and stuck_consumers(found[1])]
 
-    def stalled_queues(self) -> list[str]:
+    def stalled_queues(self) -> list[QueueRef]:
         stalled = []
         for queue in self.interesting_queues():
             found = self.queue_stats(queue)
@@ -87,31 +102,45 @@ class Reading:
                 stalled.append(queue)
         return stalled
 
-    def quiet_queues(self) -> list[str]:
+    def quiet_queues(self) -> list[QueueRef]:
         """Queues with consumers and nothing published or waiting: where a producer that went away would show."""
-        return [r["queue"] for r in self.queue_rows() if r["consumers"] and not r["messages"]
-                and not r.get("publish_rate") and self._in_scope(r["queue"])]
+        return [QueueRef.of(r) for r in self.queue_rows() if r["consumers"] and not r["messages"]
+                and not r.get("publish_rate") and self._in_scope(QueueRef.of(r))]
 
-    def zeroes(self) -> dict[tuple[str, str], datetime]:
-        """Workloads at 0 (not the broker, not paused on purpose) and when they went there."""
+    def changes(self) -> dict[tuple[str, str], datetime]:
+        """Workloads read in detail (not the broker, not paused on purpose) that went to 0 or rolled out a new
+        template recently, and when."""
         found = {}
-        for ref in self.candidates():
+        for ref in dict.fromkeys([*self.candidates(), *self.workloads()]):
             detail = self.detail(*ref)
             if not detail or intentional_pause(detail[1]) or BROKER.search(" ".join([ref[1],
                                                                                     *detail[1].get("images", [])])):
                 continue
             history = self.desired_history(*ref)
-            at = went_to_zero_at(detail[1], history[1] if history else None)
+            at = went_to_zero_at(detail[1], history[1] if history else None) or rolled_out_at(detail[1])
             if at is not None:
                 found[ref] = at
         return found
 
-    def rejecting_queues(self) -> list[str]:
+    def upstream_suspects(self) -> list[tuple[str, str]]:
+        """When a queue went quiet and no change read so far explains it: the other workloads of its consumers'
+        namespaces, whose recent change (a scale to 0, a rollout) would."""
+        suspects: list[tuple[str, str]] = []
+        for queue in self.quiet_queues():
+            stats = self.queue_stats(queue)
+            if not stats or quiet_since(stats[1]) is None or stopped_producer(stats[1], self.changes()):
+                continue
+            consumers = self.consumers_of(queue)
+            suspects += [ref for ref in self.workloads() if ref[0] in {ns for ns, _ in consumers}
+                         and ref not in consumers and ref not in suspects]
+        return suspects
+
+    def rejecting_queues(self) -> list[QueueRef]:
         """Queues whose consumers give back every message they receive: nothing is acked, all is redelivered."""
         return [q for q in self.interesting_queues() if (found := self.queue_stats(q)) and self._in_scope(q)
                 and gives_back_every_message(found[1])]
 
-    def slow_queues(self) -> list[str]:
+    def slow_queues(self) -> list[QueueRef]:
         slow = []
         for queue in self.interesting_queues():
             found = self.queue_stats(queue)
@@ -123,7 +152,7 @@ class Reading:
                 slow.append(queue)
         return slow
 
-    def consumers_of(self, queue: str) -> list[tuple[str, str]]:
+    def consumers_of(self, queue: QueueRef) -> list[tuple[str, str]]:
         """Deployments the queue's consumers run in, as get_queue_stats resolved them from pod IPs."""
         found = self.queue_stats(queue)
         return consumer_refs(found[1]) if found else []
@@ -164,13 +193,13 @@ class Reading:
     def failing_dependencies(self) -> list[tuple[str, str, str]]:
         """(namespace, name, log call id) of workloads that in-scope callers' error lines name."""
         found = []
-        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+        for namespace in self.searched_namespaces():
             for status in ("error", "warn"):
                 logs = self.namespace_logs(namespace, status)
                 if not logs:
                     continue
-                for home, name in addressed_workloads(logs[1], namespace, self.workloads()):
-                    callers = logs[1].get("by_service") or {}
+                for home, name in addressed_workloads(logs[1], namespace, self.workloads(), aliases=self.aliases()):
+                    callers = {self.workload_of(namespace, s) for s in logs[1].get("by_service") or {}}
                     if (home, name, logs[0]) not in found and not (home == namespace and name in callers) \
                             and self.scope.covers_workload(home, name):
                         found.append((home, name, logs[0]))
@@ -181,7 +210,7 @@ class Reading:
         return found if found and "error" not in found[1] else None
 
     def logs_of(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
-        found = self.seen.find("search_logs", query=f"kube_namespace:{namespace} service:{name}")
+        found = self.seen.find("search_logs", query=self.logs_query(namespace, name))
         return found if found and "error" not in found[1] else None
 
     def namespace_logs(self, namespace: str, status: str) -> tuple[str, dict[str, Any]] | None:
@@ -193,19 +222,32 @@ class Reading:
                   for ns, n in self.workloads()}
         logs = [found[1] for status in ("error", "warn") if (found := self.namespace_logs(namespace, status))]
         own = {ref: found[1] for ref in states if (found := self.logs_of(*ref))}
-        return failing_upstream((namespace, name), logs, states, own)
+        return failing_upstream((namespace, name), logs, states, own, self.aliases())
+
+    def searched_namespaces(self) -> list[str]:
+        """In-scope namespaces whose error logs were searched, in investigation order."""
+        return [n for n in self.namespaces() if self.scope.covers(n) and self.namespace_logs(n, "error")]
+
+    def aliases(self) -> dict[tuple[str, str], str]:
+        return workload_aliases(table for _, table in self.tables())
+
+    def workload_of(self, namespace: str, service: str) -> str:
+        """The workload a log service names: by its name, else by its app label."""
+        return self.aliases().get((namespace, service), service)
 
     def error_services(self) -> list[tuple[str, str]]:
+        """(namespace, workload) of the services in scope writing an error burst."""
         services = []
-        for namespace in [n for n in self.namespaces() if self.scope.covers(n)][:2]:
+        for namespace in self.searched_namespaces():
             found = self.namespace_logs(namespace, "error")
             if found and found[1]["total"] >= ERROR_BURST:
-                services += [(namespace, s) for s in found[1]["by_service"] if self.scope.covers_workload(namespace, s)]
+                services += [(namespace, name) for s in found[1]["by_service"]
+                             if self.scope.covers_workload(namespace, name := self.workload_of(namespace, s))]
         return services
 
     # ---- evidence -----------------------------------------------------------------------------------
 
-    def _queue_evidence(self, queue: str) -> list[dict[str, Any]]:
+    def _queue_evidence(self, queue: QueueRef) -> list[dict[str, Any]]:
         found = self.queue_stats(queue)
         if not found:
             return []
@@ -241,6 +283,13 @@ class Reading:
     def old_events(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
         found = self.seen.find("list_events", namespace=namespace, since=LONG_HISTORY, involved_object=name)
         return found if found and "error" not in found[1] else None
+
+    def logs_query(self, namespace: str, name: str) -> str:
+        return workload_logs_query(namespace, name, self.kind_of(namespace, name))
+
+    def kind_of(self, namespace: str, name: str) -> str:
+        found = self.detail(namespace, name)
+        return str((found[1] if found else self.table_row(namespace, name) or {}).get("kind", "Deployment"))
 
     def desired_query(self, namespace: str, name: str) -> str:
         detail = self.detail(namespace, name)

@@ -6,14 +6,15 @@ import re
 from typing import Any
 
 from agent.baseline.queue_rules import QueueRules
+from agent.baseline.reading import QueueRef
 from agent.findings import (
     broker_alarms,
     hung_dependency,
     missing_consumer,
     revision,
     serving_failure,
-    stopped_producer,
 )
+from agent.producers import stopped_producer
 from agent.signals import BROKER, MAINTENANCE
 
 
@@ -22,7 +23,7 @@ class Diagnosis(QueueRules):
 
     # ---- the verdict ---------------------------------------------------------------------------------
 
-    def _link_consumer(self, queue: str) -> tuple[str, str] | None:
+    def _link_consumer(self, queue: QueueRef) -> tuple[str, str] | None:
         """The candidate that went away: silent logs and the most recent scale/restart, preferring consumers
         whose replicas dropped while the queue's consumers dropped."""
         scored = []
@@ -61,11 +62,27 @@ class Diagnosis(QueueRules):
     def _in_scope_verdict(self) -> dict[str, Any]:
         for rule in (self._broker_down, self._broker_alarm, self._stalled_queue, self._stuck_queue,
                      self._rejecting_queue, self._failing_dependency, self._missing_consumer, self._slow_queue,
-                     self._stopped_producer, self._app_errors):
+                     self._app_errors, self._stopped_producer, self._unexplained_errors):
             result = rule()
             if result:
                 return result
         return self._healthy()
+
+    def _unexplained_errors(self) -> dict[str, Any] | None:
+        """Services in scope log an error burst that no rule explains: not healthy, and not a guess either."""
+        services = self.error_services()
+        if not services:
+            return None
+        namespace = services[0][0]
+        found = self.namespace_logs(namespace, "error")
+        assert found is not None
+        cid, logs = found
+        names = ", ".join(name for _, name in services[:3])
+        return {"status": "inconclusive", "root_cause": None, "remediation": None, "impact": None,
+                "summary": f"{names} log an error burst whose cause was not found: {logs['summary'][:160]}",
+                "evidence": [{"signal": "errors", "claim": f"{logs['total']} error lines in {namespace}",
+                              "tool_call_id": cid, "observed": {"total": logs["total"]}}],
+                "ruled_out": [], "confidence": 0.4, "security_notes": []}
 
     def _broker_alarm(self) -> dict[str, Any] | None:
         table = self.seen.find("get_queue_stats", queue=None)
@@ -79,7 +96,7 @@ class Diagnosis(QueueRules):
                      "publishers are blocked", "tool_call_id": table[0], "observed": {"alarms": alarms}}]
         evidence += self._producer_evidence(self.namespaces()[0]) if self.namespaces() else []
         for row in self.queue_rows()[:2]:
-            evidence += self._queue_evidence(row["queue"])
+            evidence += self._queue_evidence(QueueRef.of(row))
         return self._incident(
             "resource_exhaustion", namespace, name,
             f"The broker {name} has a {' and '.join(alarms)} alarm set, so it blocks every publisher: producers "
@@ -93,7 +110,7 @@ class Diagnosis(QueueRules):
         consumer, not the one still attached, is what changed."""
         for queue in self.slow_queues():
             zero = [ref for ref in self.candidates() if (d := self.detail(*ref)) and d[1]["desired"] == 0]
-            found = missing_consumer(queue, self.consumers_of(queue), zero)
+            found = missing_consumer(queue.name, self.consumers_of(queue), zero)
             if found:
                 namespace, name = found
                 detail = self.detail(namespace, name)
@@ -112,12 +129,12 @@ class Diagnosis(QueueRules):
         return None
 
     def _stopped_producer(self) -> dict[str, Any] | None:
-        """A queue went quiet when a workload that is not its consumer went to 0: the work stopped at its source.
-        Nothing errors and nothing waits; the consumers idle."""
-        zeroes = self.zeroes()
+        """A queue went quiet when a workload that is not its consumer went to 0 or rolled out: the work stopped at
+        its source, or goes somewhere else now. Nothing errors; the consumers idle."""
+        changes = self.changes()
         for queue in self.quiet_queues():
             stats = self.queue_stats(queue)
-            found = stopped_producer(stats[1], zeroes) if stats and zeroes else None
+            found = stopped_producer(stats[1], changes) if stats and changes else None
             if stats is None or found is None:
                 continue
             namespace, name = found
@@ -129,14 +146,29 @@ class Diagnosis(QueueRules):
                          "observed": {"publish_rate": data["publish_rate"], "idle_since": data["idle_since"]}}]
             evidence += self._queue_evidence(queue) + self._deployment_evidence(namespace, name)
             evidence += self._log_evidence(namespace, name) + self._history_evidence(namespace, name)
+            impact = {"broken_flow": f"work that {name} publishes to {queue}", "backlog": 0,
+                      "since": data["idle_since"]}
+            if detail[1]["desired"] == 0:
+                return self._incident(
+                    "dependency_unavailable", namespace, name,
+                    f"Nothing reaches {queue} any more: it has been idle since {data['idle_since']}, when {name} "
+                    f"went to 0. Its consumers are up and waiting; the work stops at its source, {name}.",
+                    f"{name}, upstream of {queue}, was scaled to 0, so nothing is produced; no error shows anywhere.",
+                    evidence, self._scale_back(namespace, name, detail[1], f"restore {queue}'s producer"), impact,
+                    0.75)
+            elsewhere = [str(q) for q in self.stalled_queues() if q.vhost == queue.vhost]
+            for other in self.stalled_queues():
+                evidence += self._queue_evidence(other) if other.vhost == queue.vhost else []
+            where = f"; meanwhile {', '.join(elsewhere)}, which nothing consumes, fills up" if elsewhere else ""
+            rollback = {"action": "rollback", "namespace": namespace, "name": name, "risk": "medium",
+                        "rationale": f"{queue} went quiet when {name}'s latest rollout took over",
+                        "verification": [f"{queue} publish rate back above 0", f"{name} pods Running and ready"]}
             return self._incident(
-                "dependency_unavailable", namespace, name,
-                f"Nothing reaches {queue} any more: it has been idle since {data['idle_since']}, when {name} went "
-                f"to 0. Its consumers are up and waiting; the work stops at its source, {name}.",
-                f"{name}, upstream of {queue}, was scaled to 0, so nothing is produced; no error shows anywhere.",
-                evidence, self._scale_back(namespace, name, detail[1], f"restore {queue}'s producer"),
-                {"broken_flow": f"work that {name} publishes to {queue}", "backlog": 0,
-                 "since": data["idle_since"]}, 0.75)
+                "config_change", namespace, name,
+                f"Nothing reaches {queue} since {data['idle_since']}, when {name} rolled out a new template{where}. "
+                f"Its consumers are up and waiting: the new {name} publishes somewhere else, or not at all.",
+                f"{name}'s latest rollout changed where (or whether) it publishes; {queue}'s consumers idle.",
+                evidence, rollback, impact, 0.7)
         return None
 
     def _failing_dependency(self) -> dict[str, Any] | None:
@@ -276,7 +308,7 @@ class Diagnosis(QueueRules):
     def _healthy(self) -> dict[str, Any]:
         evidence: list[dict[str, Any]] = []
         for row in self.queue_rows()[:3]:
-            evidence += self._queue_evidence(row["queue"])
+            evidence += self._queue_evidence(QueueRef.of(row))
         for cid, table in self.tables()[:2]:
             evidence.append({"signal": "replicas", "claim": table["summary"], "tool_call_id": cid,
                              "observed": {"attention": table["attention"]}})

@@ -7,7 +7,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.findings import ERROR_BURST, addressed_workloads, broker_alarms, desired_history_query, stuck_consumers
+from agent.findings import (
+    ERROR_BURST,
+    addressed_workloads,
+    broker_alarms,
+    desired_history_query,
+    stuck_consumers,
+    workload_logs_query,
+)
 from agent.guided.steps import _taken
 from agent.scope import EVERYTHING, Scope, investigation_order
 from agent.signals import (
@@ -168,7 +175,9 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
             # sized from the replica history, which event text cannot forge
             history = desired_history_query(namespace, name, state.get("kind", "Deployment"))
             leads.append(("get_metric", {"query": history, "start": "now-24h"}))
-            leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
+            leads.append(("search_logs", {"query": workload_logs_query(namespace, name, state.get("kind",
+                                                                                                 "Deployment")),
+                                          "start": "now-5m"}))
             if "events" in state and not state.get("last_scaled"):  # the API keeps about an hour; the history more
                 leads.append(("list_events", {"namespace": namespace, "since": LONG_HISTORY, "involved_object": name}))
     for ref in [r for r in scope.named if "/" in r and "/queue " not in r][:2]:  # what the question names
@@ -176,7 +185,8 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
     for ref in called_and_failing(observations, scope)[:2]:
         namespace, name = ref.split("/", 1)  # a dependency that answers nothing also logs nothing
-        leads.append(("search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": "now-5m"}))
+        kind = (states.get((namespace, name)) or {}).get("kind", "Deployment")
+        leads.append(("search_logs", {"query": workload_logs_query(namespace, name, kind), "start": "now-5m"}))
     return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
 
 

@@ -7,7 +7,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from agent.findings import serving_replicas_query
+from agent.findings import serving_replicas_query, workload_logs_query
 from agent.signals import Observation
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ def _taken(observations: list[Observation]) -> set[tuple[str, str]]:
         elif tool == "list_events":
             taken.add(("list_events", f"{args.get('namespace')}/{args.get('involved_object')}"))
         elif tool == "search_logs":
-            match = re.match(r"kube_namespace:(\S+) (service|status):(\S+)", query)
-            if match and match.group(2) == "service":
+            match = re.match(r"kube_namespace:(\S+) (kube_deployment|kube_stateful_set|status):(\S+)", query)
+            if match and match.group(2) != "status":
                 taken.add(("search_logs", f"{match.group(1)}/{match.group(3)}"))
             elif match:
                 taken.add(("search_errors", match.group(1)))
@@ -116,7 +116,8 @@ def to_tool_call(choice: dict[str, Any], kinds: dict[str, str] | None = None) ->
     if tool == "get_deployment":
         return "get_deployment", {"namespace": namespace, "name": name}
     if tool == "search_logs":
-        return "search_logs", {"query": f"kube_namespace:{namespace} service:{name}", "start": window}
+        kind = (kinds or {}).get(f"{namespace}/{name}", "Deployment")
+        return "search_logs", {"query": workload_logs_query(namespace, name, kind), "start": window}
     if tool == "search_errors":
         return "search_logs", {"query": f"kube_namespace:{choice.get('namespace')} status:(error OR warn)",
                                "start": window}

@@ -24,13 +24,13 @@ from agent.findings import (
     revision,
     rollout_stalled,
     serving_failure,
-    stopped_producer,
     stuck_consumers,
     unconsumed,
-    went_to_zero_at,
+    workload_logs_query,
 )
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
+from agent.producers import rolled_out_at, stopped_producer, went_to_zero_at
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
     BROKER,
@@ -39,18 +39,22 @@ from agent.signals import (
     consumer_refs,
 )
 from agent.sizing import replicas_to_keep_up
+from tools.kubernetes.tools import APP_LABELS
 
 ALL_ACTIONS = ["scale", "rollout_restart", "rollback", "none"]
 
 
 def observed_symptoms(observations: list[Observation]) -> set[str]:
     """System-wide symptoms the tools showed: a queue growing despite consumers, consumers failing every message,
-    error logs, a queue gone quiet when a workload upstream of it went to 0."""
+    error logs, a queue gone quiet when a workload upstream of it went to 0 (`stopped_producer`) or rolled out
+    (`producer_changed`)."""
     from agent.validator import known_deployments
 
     found = set()
-    zeroes = {ref: at for ref, state in known_deployments(observations).items() if not intentional_pause(state)
-              and (at := went_to_zero_at(state, _history(observations, *ref, state.get("kind", "Deployment"))))}
+    states = known_deployments(observations)
+    changes = {ref: at for ref, state in states.items() if not intentional_pause(state)
+               and (at := went_to_zero_at(state, _history(observations, *ref, state.get("kind", "Deployment")))
+                    or rolled_out_at(state))}
     for obs in observations:
         if not obs.ok:
             continue
@@ -64,8 +68,9 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
                       if logs_errors(obs.data, service)}
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
             found.add("backlog")
-        if obs.tool == "get_queue_stats" and (producer := stopped_producer(obs.data, zeroes)):
-            found.add(f"stopped_producer:{producer[1]}")
+        if obs.tool == "get_queue_stats" and (producer := stopped_producer(obs.data, changes)):
+            gone = states[producer].get("desired") == 0
+            found.add(f"{'stopped_producer' if gone else 'producer_changed'}:{producer[1]}")
         rows = obs.data.get("queues") or ([obs.data] if "queue" in obs.data else [])
         if obs.tool == "get_queue_stats" and any(not row.get("consumers") and row.get("queue") not in
                                                  dead_letter_queues(rows) for row in rows):
@@ -110,9 +115,11 @@ def consistent_options(state: dict[str, Any] | None,
     if rollout_stalled(state):  # the same template again, or more of it, stalls the same way
         return ["config_change", "consumer_unavailable", "dependency_unavailable"], (
             ["rollback", "none"] if rolled_out else ["none"])
+    if f"producer_changed:{state.get('name')}" in (symptoms or set()):
+        return ["config_change"], ["rollback", "none"]  # its queue went quiet when its new template took over
     if state.get("available", 0) >= state.get("desired", 0):
-        seen = {s.split(":")[0] for s in symptoms or set()
-                if ":" not in s or s.split(":", 1)[1] in (state.get("name"), (state.get("labels") or {}).get("name"))}
+        names = {state.get("name"), *[(state.get("labels") or {}).get(key) for key in ("name", *APP_LABELS)]}
+        seen = {s.split(":")[0] for s in symptoms or set() if ":" not in s or s.split(":", 1)[1] in names}
         shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in seen]
         if shown == ["consumer_too_slow"]:
             return shown, ["scale"]
@@ -132,7 +139,7 @@ def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> tuple[
 
     states = known_deployments(observations)
     own = {known: o.data for o in observations for known in states if o.ok and o.tool == "search_logs"
-           and o.args.get("query") == f"kube_namespace:{known[0]} service:{known[1]}"}
+           and o.args.get("query") == workload_logs_query(*known, states[known].get("kind", "Deployment"))}
     return failing_upstream(ref, _namespace_errors(observations, ref[0]), states, own)
 
 
@@ -181,7 +188,7 @@ def finding_options(ref: tuple[str, str], state: dict[str, Any],
         return ["consumer_stuck"], ["rollout_restart", "none"]
     if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
         own = next((o.data for o in observations if o.ok and o.tool == "search_logs"
-                    and o.args.get("query") == f"kube_namespace:{ref[0]} service:{ref[1]}"), None)
+                    and o.args.get("query") == workload_logs_query(*ref, state.get("kind", "Deployment"))), None)
         callers = [o.data for o in observations if o.ok and o.tool == "search_logs" and "status:" in
                    str(o.args.get("query"))]
         failure = serving_failure(state) or next(

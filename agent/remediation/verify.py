@@ -1,7 +1,9 @@
 """Did the change work? Poll the read-only sources until the target recovered or the time is up.
 
 Recovered means: the deployment has as many available replicas as desired (and as many as the action set),
-and, when the action feeds a queue, that queue has a consumer and its backlog is back at its baseline. On a
+and, when the action feeds a queue, that queue has a consumer and its backlog is back at its baseline, or has
+fallen over the last DRAINING_FOR_S without rising above where it stood (a backlog that takes hours to work off
+is being worked off). On a
 replay, waiting advances the simulated clock (see `WorldWaiter`), so a five-minute watch takes milliseconds.
 """
 
@@ -18,6 +20,7 @@ from agent.verdict import Action
 from tools.errors import SourceError
 from tools.toolkit import Sources
 
+DRAINING_FOR_S = 120
 BROKEN_WAITING = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
                   "CreateContainerError", "InvalidImageName")
 
@@ -96,8 +99,23 @@ def _queue_ok(seen: Observation, target: VerifyTarget) -> bool:
     return (seen.consumers or 0) >= 1 and seen.depth is not None and seen.depth <= target.queue.baseline
 
 
-def recovered(seen: Observation, target: VerifyTarget) -> bool:
-    return _deployment_ok(seen, target) and _queue_ok(seen, target)
+def draining(observations: list[Observation], target: VerifyTarget) -> bool:
+    """Consumers attached at each look of the last DRAINING_FOR_S (at least three), and the backlog lower at the end
+    than at the start of that stretch, never above its start in between: messages trickle out between looks."""
+    last = observations[-1]
+    recent = [o for o in observations if last.elapsed_s - o.elapsed_s <= DRAINING_FOR_S]
+    if target.queue is None or len(recent) < 3 or last.elapsed_s - recent[0].elapsed_s < DRAINING_FOR_S:
+        return False
+    depths = [o.depth for o in recent]
+    if any(d is None for d in depths) or not all((o.consumers or 0) >= 1 for o in recent):
+        return False
+    known = [d for d in depths if d is not None]
+    return known[-1] < known[0] and max(known) <= known[0]
+
+
+def recovered(observations: list[Observation], target: VerifyTarget) -> bool:
+    last = observations[-1]
+    return _deployment_ok(last, target) and (_queue_ok(last, target) or draining(observations, target))
 
 
 def verify(sources: Sources, target: VerifyTarget, *, waiter: Waiter, timeout_s: float = 300,
@@ -108,7 +126,7 @@ def verify(sources: Sources, target: VerifyTarget, *, waiter: Waiter, timeout_s:
     a clock that does not move."""
     started = sources.clock()
     observations = [observe(sources, target, started)]
-    while not recovered(observations[-1], target):
+    while not recovered(observations, target):
         last = observations[-1]
         if last.elapsed_s >= timeout_s or len(observations) > timeout_s / interval_s:
             break
@@ -135,11 +153,13 @@ def _numbers(observations: list[Observation], target: VerifyTarget) -> list[str]
 
 def _report(observations: list[Observation], target: VerifyTarget, rollback: Action | None) -> VerificationReport:
     first, last = observations[0], observations[-1]
-    ok = recovered(last, target)
+    ok = recovered(observations, target)
     numbers = _numbers(observations, target)
     rollback_command = rollback.command() if rollback else None
     if ok:
         numbers[0] += f" in {last.elapsed_s:g} s"
+        if target.queue is not None and not _queue_ok(last, target):
+            numbers[0] += f", still draining toward {target.queue.baseline}"
         return VerificationReport(recovered=True, summary="; ".join(numbers), elapsed_s=last.elapsed_s,
                                   rollback=rollback, rollback_command=rollback_command, observations=observations)
     findings, next_steps, suggested = _diagnose(last, target)

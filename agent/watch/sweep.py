@@ -23,7 +23,9 @@ from agent.findings import (
     missing_consumer,
     recent_rollout,
     stuck_consumers,
+    workload_logs_query,
 )
+from agent.producers import stopped_producer, went_to_zero_at
 from agent.signals import consumer_refs
 from tools.registry import TOOL_SOURCES, default_toolbox
 from tools.toolkit import Sources, Toolbox
@@ -101,6 +103,7 @@ def sweep(sources: Sources, toolbox: Toolbox | None = None,
     zero = [(ns, row["name"]) for ns, table in tables.items() for row in table.get("deployments") or []
             if row.get("desired") == 0]
     _queues(read, zero, known_consumers or {}, found)
+    _stopped_producers(read, zero, found)
     _dependencies(read, tables, found)
     for source in sorted({TOOL_SOURCES.get(line.split(":", 1)[0], "?") for line in found.unread}):
         found.anomalies.append(Anomaly(f"unreadable:{source}", "unreadable",
@@ -178,6 +181,29 @@ def _queues(read: _Reader, zero: list[tuple[str, str]], known: dict[str, list[tu
                 queues=(row["queue"],), grace_s=CAPACITY_LOST_GRACE_S if reduced else FALLING_BEHIND_GRACE_S))
 
 
+def _stopped_producers(read: _Reader, zero: list[tuple[str, str]], found: Sweep) -> None:
+    """A queue gone quiet (consumers waiting, nothing published) when a workload that is not its consumer went to
+    0: the work stopped at its source."""
+    table = read.call("get_queue_stats") or {}
+    quiet = [r for r in table.get("queues") or [] if r.get("consumers") and not r.get("messages")
+             and not r.get("publish_rate")]
+    if not (quiet and zero):
+        return
+    changes = {ref: at for ref in zero if (detail := read.call("get_deployment", namespace=ref[0], name=ref[1]))
+               and not intentional_pause(detail) and (at := went_to_zero_at(detail, None))}
+    for row in quiet[:5]:
+        detail = read.call("get_queue_stats", queue=row["queue"], vhost=row["vhost"])
+        producer = stopped_producer(detail, changes) if detail and changes else None
+        if detail and producer:
+            place = f"{row['queue']} (vhost {row['vhost']})"
+            found.anomalies.append(Anomaly(
+                f"producer_stopped:{queue_ref(row['vhost'], row['queue'])}", "producer_stopped",
+                f"queue {place} has been idle since {detail['idle_since']} with {detail['consumers']} consumer(s) "
+                f"waiting: {producer[0]}/{producer[1]}, upstream of it, went to 0 then",
+                namespaces=tuple(dict.fromkeys([producer[0], *(ns for ns, _ in consumer_refs(detail))])),
+                workloads=(producer[1],), queues=(row["queue"],), grace_s=CAPACITY_LOST_GRACE_S))
+
+
 def still_rising(queue: dict[str, Any]) -> bool:
     """Its depth rose over the last 15 minutes and is still rising in the last few: not a burst already draining."""
     samples = queue.get("depth_samples") or []
@@ -244,7 +270,8 @@ def _dependencies(read: _Reader, tables: dict[str, dict[str, Any]], found: Sweep
 def _failing(read: _Reader, namespace: str, name: str, row: dict[str, Any], caller_logs: dict[str, Any]) -> str | None:
     if row.get("desired") == 0 or (row.get("available") or 0) < (row.get("desired") or 0):
         return f"has {row.get('available', 0)}/{row.get('desired', 0)} available"
-    own = read.call("search_logs", query=f"kube_namespace:{namespace} service:{name}", start=RECENT_ERRORS)
+    own = read.call("search_logs", query=workload_logs_query(namespace, name, row.get("kind", "Deployment")),
+                    start=RECENT_ERRORS)
     if hung_dependency(own, caller_logs):
         return "is ready but answers nothing and logs nothing (hung)"
     if own is not None and logs_errors(own, name):

@@ -209,17 +209,17 @@ def _pod(item: Any) -> PodInfo:
     return PodInfo(name=item.metadata.name, phase=status.phase or "Unknown", ready=ready,
                    restarts=sum(c.restart_count or 0 for c in containers), waiting_reason=waiting,
                    last_termination_reason=terminated, started_at=_utc(status.start_time), node=item.spec.node_name,
-                   ip=status.pod_ip, owner=_owning_workload(item.metadata))
+                   ip=status.pod_ip, **_owning_workload(item.metadata))
 
 
-def _owning_workload(meta: Any) -> str | None:
+def _owning_workload(meta: Any) -> dict[str, Any]:
     """The Deployment (through its ReplicaSet `<deployment>-<hash>`) or the StatefulSet that owns a pod."""
     for ref in meta.owner_references or []:
         if ref.kind == "ReplicaSet" and "-" in ref.name:
-            return str(ref.name).rsplit("-", 1)[0]
+            return {"owner": str(ref.name).rsplit("-", 1)[0], "owner_kind": "Deployment"}
         if ref.kind == "StatefulSet":
-            return str(ref.name)
-    return None
+            return {"owner": str(ref.name), "owner_kind": "StatefulSet"}
+    return {}
 
 
 def _event(item: Any) -> KubeEvent:

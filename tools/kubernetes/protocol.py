@@ -29,7 +29,8 @@ class PodInfo(BaseModel):
     started_at: datetime | None = None
     node: str | None = None
     ip: str | None = None
-    owner: str | None = Field(None, description="the Deployment that owns the pod (through its ReplicaSet)")
+    owner: str | None = Field(None, description="the Deployment (through its ReplicaSet) or StatefulSet owning it")
+    owner_kind: WorkloadKind | None = None
 
 
 class AutoscalerInfo(BaseModel):

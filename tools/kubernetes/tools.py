@@ -61,13 +61,23 @@ class DeploymentDetail(BaseModel):
                                                 "and autoscaler")
 
 
+APP_LABELS = ("app.kubernetes.io/name", "app", "k8s-app", "tags.datadoghq.com/service")
+
+
 class DeploymentRow(BaseModel):
     name: str
     kind: WorkloadKind = "Deployment"
     desired: int
     available: int
     images: list[str]
+    app: str | None = Field(None, description="its app label, when not its name: what log services and service "
+                                              "addresses often call it")
     autoscaler: AutoscalerInfo | None = Field(None, description="the HPA or ScaledObject that sets its replicas")
+
+
+def app_label(info: DeploymentInfo) -> str | None:
+    """The first app-identifying label whose value is not the workload's own name."""
+    return next((info.labels[key] for key in APP_LABELS if info.labels.get(key) not in (None, "", info.name)), None)
 
 
 class DeploymentTable(BaseModel):
@@ -142,7 +152,7 @@ def get_deployment(
     every deployment in the namespace with desired and available replicas, flagging those below desired or at 0."""
     if name is None:
         rows = [DeploymentRow(name=d.name, kind=d.kind, desired=d.desired, available=d.available, images=d.images,
-                              autoscaler=d.autoscaler)
+                              app=app_label(d), autoscaler=d.autoscaler)
                 for d in sources.cluster.list_deployments(namespace)]
         if not rows:
             return DeploymentTable(summary=f"no deployments in namespace {namespace} (list_namespaces shows which "

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from tools.errors import BadArgument, NotFound, SourceError
+from tools.kubernetes.protocol import WorkloadKind
 from tools.rabbitmq.protocol import QueueInfo
 from tools.summaries import Trend
 from tools.timerange import hhmm, iso
@@ -21,7 +22,7 @@ MAX_NAMESPACES = 30
 class ConsumerRef(BaseModel):
     """A workload whose pods hold some of a queue's consumers (matched by the consumers' peer addresses)."""
 
-    kind: str = "Deployment"
+    kind: WorkloadKind = "Deployment"
     namespace: str
     name: str
     consumers: int
@@ -83,14 +84,17 @@ def consuming_workloads(sources: Sources, hosts: list[str]) -> tuple[list[Consum
     """Match consumer peer addresses to pod IPs; None if the cluster can't say. Also: consumers matching no pod."""
     wanted = Counter(hosts)
     found: Counter[tuple[str, str]] = Counter()
+    kinds: dict[tuple[str, str], WorkloadKind] = {}
     try:
         for namespace in sources.cluster.list_namespaces()[:MAX_NAMESPACES]:
             for pod in sources.cluster.list_pods(namespace, {}):
                 if pod.ip and pod.ip in wanted:
                     found[(namespace, pod.owner or pod.name)] += wanted.pop(pod.ip)
+                    kinds[(namespace, pod.owner or pod.name)] = pod.owner_kind or "Deployment"
     except SourceError:
         return None, 0
-    refs = [ConsumerRef(namespace=ns, name=name, consumers=count) for (ns, name), count in found.most_common()]
+    refs = [ConsumerRef(kind=kinds[(ns, name)], namespace=ns, name=name, consumers=count)
+            for (ns, name), count in found.most_common()]
     return refs, sum(wanted.values())
 
 
@@ -209,7 +213,8 @@ def get_queue_stats(
     feeding = dead_letter_sources(sources.broker.list_queues(vhost)).get((vhost, queue), [])
     if feeding:
         summary += (f"; dead-letter queue of {', '.join(feeding)}: it holds their rejected or expired messages and "
-                    "has no consumer by design (growing: their consumers are rejecting messages)")
+                    "has no consumer by design" + (" (growing: their consumers are rejecting messages)"
+                                                   if trend is not None and trend.direction == "rising" else ""))
     elif _needs_attention(info):
         summary += ". NO CONSUMER: messages are accumulating and nothing processes them"
     return QueueStats(

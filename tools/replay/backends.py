@@ -244,7 +244,8 @@ class ReplayCluster:
                     name=pod.name, phase="Pending" if pod.state in ("pending", "imagepull") else "Running",
                     ready=ready, restarts=pod.restarts(now), waiting_reason=waiting,
                     last_termination_reason=pod.reason if pod.state == "crashloop" else None,
-                    started_at=pod.created, node=pod.node, ip=pod.ip, owner=sim.name))
+                    started_at=pod.created, node=pod.node, ip=pod.ip, owner=sim.name,
+                    owner_kind=sim.spec.kind))
         return pods
 
     def list_events(self, namespace: str, since: datetime, kind: str | None = None,

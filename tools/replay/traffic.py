@@ -230,7 +230,8 @@ class Traffic:
         except (KeyError, IndexError, ValueError):
             message = template
         service = sim.labels.get("app", sim.labels.get("name", sim.name))
-        tags = [f"kube_namespace:{sim.namespace}", f"kube_deployment:{sim.name}", f"service:{service}",
+        owner = "kube_stateful_set" if sim.spec.kind == "StatefulSet" else "kube_deployment"  # as the Datadog agent
+        tags = [f"kube_namespace:{sim.namespace}", f"{owner}:{sim.name}", f"service:{service}",
                 f"kube_cluster_name:{self.scenario.world.cluster}", f"image_name:{sim.revision.image.split(':')[0]}"]
         if pod:
             tags.append(f"pod_name:{pod.name}")

@@ -137,13 +137,13 @@ class World(Traffic):
         if sim.spec.kind == "StatefulSet":
             taken = {p.name for p in sim.pods}
             return next(f"{sim.name}-{i}" for i in range(len(taken) + 1) if f"{sim.name}-{i}" not in taken)
-        return f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.name, sim.pod_counter)}"
+        return f"{self.replica_set(sim)}-{_suffix(5, self.scenario.seed, sim.namespace, sim.name, sim.pod_counter)}"
 
     def _create_pod(self, sim: DeploymentSim, at: datetime, *, emit: bool = True) -> None:
         sim.pod_counter += 1
         name = self._pod_name(sim)
         node = f"node-{_stable_hash(self.scenario.seed, name) % 3 + 1}"
-        address = _stable_hash(self.scenario.seed, name, "ip")
+        address = _stable_hash(self.scenario.seed, sim.namespace, name, "ip")  # one name in two namespaces: two pods
         ip = f"10.{36 + address % 8}.{(address >> 8) % 256}.{(address >> 16) % 250 + 2}"
         pod = PodSim(name, at, sim.revision.pod_state, sim.revision.reason, node, ip)
         sim.pods.append(pod)
