@@ -62,10 +62,10 @@ def test_guided_mode_offers_the_producer_as_the_dependency_to_bring_back() -> No
         ("get_queue_stats", {"queue": "billing.statements.render-done"}),
     ])
     symptoms = observed_symptoms(seen)
-    assert "stopped_producer:statement-composer" in symptoms
+    assert "stopped_producer:billing-run/statement-composer" in symptoms
     assert consistent_options(seen[1].data, symptoms) == (["dependency_unavailable"], ["scale", "none"])
     paused = {**seen[1].data, "annotations": {"ops.example.com/maintenance": "paused until 12:00 for the migration"}}
-    assert "stopped_producer:statement-composer" not in observed_symptoms(
+    assert "stopped_producer:billing-run/statement-composer" not in observed_symptoms(
         [*seen[:1], Observation(call_id="c2", tool="get_deployment", args=seen[1].args, ok=True, data=paused),
          seen[2]]), "a pause with its reason is intended"
 
@@ -88,3 +88,15 @@ def test_a_service_address_names_the_workload_its_app_label_calls_it() -> None:
     aliases = {("pricing", "rating-engine"): "svc-rating", ("quotes", "quote-api"): "svc-quote-api"}
     assert addressed_workloads({"samples": [line]}, "quotes", workloads, aliases=aliases) == [("pricing", "svc-rating")]
     assert addressed_workloads({"samples": [line]}, "quotes", workloads) == [], "without the label nothing matches"
+
+
+def test_errors_of_a_name_in_one_namespace_are_not_its_namesakes_in_another() -> None:
+    errors = {"by_service": {"login": 40}, "by_status": {"error": 40},
+              "samples": [{"service": "login", "status": "error", "message": "POST /login 500"}]}
+    seen = [Observation(call_id="c1", tool="search_logs", args={"query": "kube_namespace:eu-prod status:error"},
+                        ok=True, data=errors)]
+    symptoms = observed_symptoms(seen)
+    prod = {"namespace": "eu-prod", "name": "login", "desired": 2, "available": 2, "revision": 1}
+    staging = {**prod, "namespace": "eu-staging"}
+    assert consistent_options(prod, symptoms)[0] == ["app_errors"]
+    assert consistent_options(staging, symptoms) == ([], []), "healthy in staging, whatever its name"

@@ -278,6 +278,9 @@ class Reading:
             event = notable[-1]
             items.append({"signal": "events", "claim": f"{event['object']}: {event['reason']}: {event['message']}",
                           "tool_call_id": cid, "observed": {"reason": event["reason"]}})
+        else:
+            items.append({"signal": "events", "claim": f"{name}: no events in the last hour", "tool_call_id": cid,
+                          "observed": {"events": []}})
         return items
 
     def old_events(self, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:

@@ -13,6 +13,7 @@ from agent.findings import (
     broker_alarms,
     desired_history_query,
     stuck_consumers,
+    workload_aliases,
     workload_logs_query,
 )
 from agent.guided.steps import _taken
@@ -110,6 +111,30 @@ def _done(tool: str, args: dict[str, Any], observations: list[Observation]) -> b
     return any(o.tool == tool and all(o.args.get(k) == v for k, v in args.items()) for o in observations)
 
 
+def _queue_args(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A queue's get_queue_stats arguments: with its vhost when another vhost holds a queue of that name."""
+    shared = len({r.get("vhost") for r in rows if r["queue"] == row["queue"]}) > 1
+    return {"queue": row["queue"], "vhost": row.get("vhost")} if shared else {"queue": row["queue"]}
+
+
+def _upstream(observations: list[Observation], states: dict[tuple[str, str], dict[str, Any]]
+              ) -> list[tuple[str, str]]:
+    """A queue went quiet and no change seen explains it: the other workloads of its consumers' namespaces, whose
+    recent rollout or scale-down would."""
+    from agent.producers import quiet_since, rolled_out_at, stopped_producer, went_to_zero_at
+
+    changes = {ref: at for ref, state in states.items() if (at := went_to_zero_at(state, None) or rolled_out_at(state))}
+    found: list[tuple[str, str]] = []
+    for obs in observations:
+        if not (obs.ok and obs.tool == "get_queue_stats" and quiet_since(obs.data)) or stopped_producer(obs.data,
+                                                                                                       changes):
+            continue
+        consumers = consumer_refs(obs.data)
+        found += [ref for ref, state in states.items() if ref[0] in {ns for ns, _ in consumers}
+                  and ref not in consumers and "pods" not in state and ref not in found]
+    return found[:3]
+
+
 def _queue_rows(observations: list[Observation]) -> list[dict[str, Any]]:
     for obs in observations:
         if obs.ok and obs.tool == "get_queue_stats" and "queues" in obs.data:
@@ -159,14 +184,16 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         leads += [("search_logs", {"query": query.format(namespace=namespace), "start": "now-15m"})
                   for query in (ERROR_QUERY, PRODUCER_QUERY)]
     rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
-    leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
+    leads += [("get_queue_stats", _queue_args(r, rows)) for r in rows
               if r.get("messages") or not r.get("consumers")][:2]
     from agent.validator import known_deployments  # the validator owns what a deployment's state is
 
     states = known_deployments(observations)
-    if any(state.get("desired") == 0 for state in states.values()):  # what a workload at 0 fed may have gone quiet
-        leads += [("get_queue_stats", {"queue": r["queue"]}) for r in rows
+    stalled = any(r.get("messages") and not r.get("consumers") for r in rows)
+    if stalled or any(state.get("desired") == 0 for state in states.values()):  # a changed producer's queue is quiet
+        leads += [("get_queue_stats", _queue_args(r, rows)) for r in rows
                   if r.get("consumers") and not r.get("messages") and not r.get("publish_rate")][:2]
+        leads += [("get_deployment", {"namespace": ns, "name": name}) for ns, name in _upstream(observations, states)]
     for ref in suspects(observations, scope)[:MAX_SUSPECTS]:
         namespace, name = ref.split("/", 1)
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
@@ -185,8 +212,12 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
     for ref in called_and_failing(observations, scope)[:2]:
         namespace, name = ref.split("/", 1)  # a dependency that answers nothing also logs nothing
-        kind = (states.get((namespace, name)) or {}).get("kind", "Deployment")
+        state = states.get((namespace, name)) or {}
+        kind = state.get("kind", "Deployment")
+        leads.append(("get_deployment", {"namespace": namespace, "name": name}))
         leads.append(("search_logs", {"query": workload_logs_query(namespace, name, kind), "start": "now-5m"}))
+        if state.get("desired") == 0:  # sized from its replica history
+            leads.append(("get_metric", {"query": desired_history_query(namespace, name, kind), "start": "now-24h"}))
     return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
 
 
@@ -226,7 +257,9 @@ def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHIN
         scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
             refs = [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in inventory.deployments]
-            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs, known):
+            aliases = workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"
+                                       and "deployments" in o.data)
+            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs, known, aliases):
                 if scope.covers(namespace):
                     _add(found, f"{namespace}/{name}")
     return found

@@ -4,6 +4,7 @@ built from them, and the expansion of a compact choice into a full draft with ev
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from agent.coverage import unread_sources
@@ -59,18 +60,22 @@ def observed_symptoms(observations: list[Observation]) -> set[str]:
         if not obs.ok:
             continue
         trend = obs.data.get("depth_trend") or {}
+        refs = consumer_refs(obs.data) if obs.tool == "get_queue_stats" else []
+        found |= {f"consumes:{ns}/{name}" for ns, name in refs}
         if obs.tool == "get_queue_stats" and gives_back_every_message(obs.data):
-            found |= {f"app_errors:{name}" for _, name in consumer_refs(obs.data)}
+            found |= {f"app_errors:{ns}/{name}" for ns, name in refs}
         elif obs.tool == "get_queue_stats" and obs.data.get("consumers") and trend.get("direction") == "rising":
-            found |= {f"consumer_too_slow:{name}" for _, name in consumer_refs(obs.data)}
-        if obs.tool == "search_logs":
-            found |= {f"app_errors:{service}" for service in obs.data.get("by_service") or {}
+            found |= {f"consumer_too_slow:{ns}/{name}" for ns, name in refs}
+        searched = re.match(r"kube_namespace:(\S+)", str(obs.args.get("query", ""))) if obs.tool == "search_logs" \
+            else None
+        if searched:  # each line's namespace is the one searched: a name in two namespaces is two workloads
+            found |= {f"app_errors:{searched.group(1)}/{service}" for service in obs.data.get("by_service") or {}
                       if logs_errors(obs.data, service)}
         if obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
-            found.add("backlog")
+            found |= {"backlog"} if obs.data.get("consumers") else {"backlog", "starved"}
         if obs.tool == "get_queue_stats" and (producer := stopped_producer(obs.data, changes)):
             gone = states[producer].get("desired") == 0
-            found.add(f"{'stopped_producer' if gone else 'producer_changed'}:{producer[1]}")
+            found.add(f"{'stopped_producer' if gone else 'producer_changed'}:{producer[0]}/{producer[1]}")
         rows = obs.data.get("queues") or ([obs.data] if "queue" in obs.data else [])
         if obs.tool == "get_queue_stats" and any(not row.get("consumers") and row.get("queue") not in
                                                  dead_letter_queues(rows) for row in rows):
@@ -95,11 +100,15 @@ def consistent_options(state: dict[str, Any] | None,
     if not state:
         return every, ALL_ACTIONS
     waiting = {p.get("waiting_reason") for p in state.get("pods", []) if p.get("waiting_reason")}
+    bare = {state.get("name"), *[(state.get("labels") or {}).get(key) for key in ("name", *APP_LABELS)]} - {None}
+    names = bare | {f"{state.get('namespace')}/{name}" for name in bare}  # symptoms name `ns/name` (or a name)
     broker = bool(BROKER.search(" ".join(state.get("images", []))))
     rolled_out = revision(state) > 1
     if state.get("desired") == 0:
-        backlog = "backlog" in (symptoms or set())
-        if f"stopped_producer:{state.get('name')}" in (symptoms or set()):
+        # work waiting with nobody to take it; a backlog its attached consumers hold is theirs, not a zero's
+        backlog = "starved" in (symptoms or set()) or (symptoms is not None and "backlog" in symptoms
+                                                      and not any(s.startswith("consumes:") for s in symptoms))
+        if any(f"stopped_producer:{name}" in (symptoms or set()) for name in names):
             return ["dependency_unavailable"], ["scale", "none"]
         if intentional_pause(state) and not backlog:
             return [], []
@@ -110,15 +119,16 @@ def consistent_options(state: dict[str, Any] | None,
         return ["config_change"], ["rollback", "none"]
     if "CrashLoopBackOff" in waiting:
         # Restarting the revision that crashes brings back the same crash; after a rollout, undo it.
-        return ["consumer_crashlooping", "app_errors", "resource_exhaustion", "config_change"], (
-            ["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
+        served = symptoms is not None and any(s.startswith("consumes:") for s in symptoms) and not any(
+            f"consumes:{name}" in symptoms for name in names)  # queues were read and it consumes none: it serves
+        return ["dependency_unavailable" if served else "consumer_crashlooping", "app_errors", "resource_exhaustion",
+                "config_change"], (["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
     if rollout_stalled(state):  # the same template again, or more of it, stalls the same way
         return ["config_change", "consumer_unavailable", "dependency_unavailable"], (
             ["rollback", "none"] if rolled_out else ["none"])
-    if f"producer_changed:{state.get('name')}" in (symptoms or set()):
+    if any(f"producer_changed:{name}" in (symptoms or set()) for name in names):
         return ["config_change"], ["rollback", "none"]  # its queue went quiet when its new template took over
     if state.get("available", 0) >= state.get("desired", 0):
-        names = {state.get("name"), *[(state.get("labels") or {}).get(key) for key in ("name", *APP_LABELS)]}
         seen = {s.split(":")[0] for s in symptoms or set() if ":" not in s or s.split(":", 1)[1] in names}
         shown: list[str] = [c for c in ("consumer_too_slow", "app_errors") if c in seen]
         if shown == ["consumer_too_slow"]:
@@ -224,6 +234,7 @@ def verdict_schema(observations: list[Observation], call_ids: list[str],
         "properties": {"status": {"type": "string", "enum": calm}, **common}}]
     for (namespace, name) in Inventory.of(observations, scope).deployment_refs():
         state = states.get((namespace, name)) or {}
+        state = {"namespace": namespace, "name": name, **state} if state else state
         found = finding_options((namespace, name), state, observations) if state else None
         categories, actions = found if found is not None else consistent_options(state or None, symptoms)
         if not categories:
@@ -264,6 +275,9 @@ def _evidence_for(obs: Observation) -> list[dict[str, Any]]:
             event = notable[-1]
             items.append({"signal": "events", "observed": {"reason": event["reason"]},
                           "claim": f"{event.get('object')}: {event['reason']}: {event.get('message', '')}"[:200]})
+        else:  # nothing restarted, scaled or rolled out in the hour: that is a finding too
+            items.append({"signal": "events", "observed": {"events": []},
+                          "claim": f"{data['name']}: no events in the last hour"})
     elif obs.tool == "search_logs" and "status:" in str(obs.args.get("query")):
         items += [{"signal": "errors", "observed": {"total": data["total"]}},
                   {"signal": "producer_activity", "observed": {"total": data["total"]}}]
