@@ -100,3 +100,18 @@ def test_errors_of_a_name_in_one_namespace_are_not_its_namesakes_in_another() ->
     staging = {**prod, "namespace": "eu-staging"}
     assert consistent_options(prod, symptoms)[0] == ["app_errors"]
     assert consistent_options(staging, symptoms) == ([], []), "healthy in staging, whatever its name"
+
+
+def test_the_consumer_at_zero_a_backlog_waits_for_is_offered_though_another_consumer_is_attached() -> None:
+    sources = replay_sources("primary-consumer-zero-secondary-slow")
+    seen = observe(sources, [
+        ("get_deployment", {"namespace": "media"}),
+        ("get_deployment", {"namespace": "media", "name": "transcoder"}),
+        ("get_queue_stats", {"queue": "transcode-jobs"}),
+    ])
+    from agent.guided.verdicts import finding_options
+
+    assert finding_options(("media", "transcoder"), seen[1].data, seen) == (["consumer_unavailable"],
+                                                                              ["scale", "none"])
+    assert consistent_options(seen[1].data, observed_symptoms(seen)) == ([], []), \
+        "a backlog its attached consumer holds is not, by itself, a zero workload's"

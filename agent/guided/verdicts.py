@@ -155,16 +155,22 @@ def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> tuple[
 
 def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
     """The consumer at 0 whose share a still-running consumer of the same backlogged queue cannot take up."""
+    return next((found for consumers, found in _missing_consumers(observations) if ref in consumers), None)
+
+
+def _missing_consumers(observations: list[Observation]) -> list[tuple[list[tuple[str, str]], tuple[str, str]]]:
+    """For each backlogged queue with consumers attached: those consumers, and the one at 0 named like the queue."""
     from agent.validator import known_deployments
 
     zero = [key for key, state in known_deployments(observations).items() if state.get("desired") == 0]
+    found = []
     for obs in observations:
-        if obs.ok and obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data) \
-                and ref in consumer_refs(obs.data):
-            found = missing_consumer(str(obs.data["queue"]), consumer_refs(obs.data), zero)
-            if found:
-                return found
-    return None
+        if obs.ok and obs.tool == "get_queue_stats" and "queue" in obs.data and _backlogged(obs.data):
+            consumers = consumer_refs(obs.data)
+            gone = missing_consumer(str(obs.data["queue"]), consumers, zero) if consumers else None
+            if gone:
+                found.append((consumers, gone))
+    return found
 
 
 def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
@@ -194,6 +200,8 @@ def finding_options(ref: tuple[str, str], state: dict[str, Any],
     """What the shared findings say a workload's fault can be and how it comes back, when they say anything."""
     if upstream_of(ref, observations) or _replaced_consumer(ref, observations):
         return [], []
+    if any(gone == ref for _, gone in _missing_consumers(observations)):
+        return ["consumer_unavailable"], ["scale", "none"]  # the consumer at 0 its queue's backlog waits for
     if ref in stuck_refs(observations):
         return ["consumer_stuck"], ["rollout_restart", "none"]
     if f"{ref[0]}/{ref[1]}" in called_and_failing(observations):
