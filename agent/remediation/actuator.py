@@ -37,3 +37,10 @@ def inverse_action(action: Action, before: TargetState) -> Action | None:
     if action.action in ("rollout_restart", "rollback") and before.revision is not None:
         return Action(action="rollback", kind=action.kind, namespace=action.namespace, name=action.name)
     return None
+
+
+def target_missing(action: Action, *, dry_run: bool, before: TargetState | None = None) -> ActuatorResult:
+    """The API server's 404 for the workload an action names, in its words."""
+    return ActuatorResult(ok=False, dry_run=dry_run, before=before, status_code=404,
+                          summary=f'{action.kind.lower()}s.apps "{action.name}" not found in namespace '
+                                  f'{action.namespace!r}')

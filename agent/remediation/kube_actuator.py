@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from agent.remediation.actuator import target_missing
 from agent.remediation.approvals import ExecutionClaim
 from agent.remediation.errors import ExecutionFailed, RemediationError
 from agent.remediation.models import ActuatorResult, TargetState
@@ -160,9 +161,7 @@ class KubeActuator:
                   target: str) -> ActuatorResult:
         deployment = self._read(action)
         if deployment is None:
-            return ActuatorResult(ok=False, dry_run=dry_run, status_code=404,
-                                  summary=f'deployments.apps "{action.name}" not found in namespace '
-                                          f'{action.namespace!r}')
+            return target_missing(action, dry_run=dry_run)
         current = self._state(deployment)
         previous = self._previous_replica_set(action, deployment, current.revision)
         if previous is None:
@@ -186,9 +185,7 @@ class KubeActuator:
                                target: str) -> ActuatorResult:
         stateful_set = self._read(action)
         if stateful_set is None:
-            return ActuatorResult(ok=False, dry_run=dry_run, status_code=404,
-                                  summary=f'statefulsets.apps "{action.name}" not found in namespace '
-                                          f'{action.namespace!r}')
+            return target_missing(action, dry_run=dry_run)
         current = self._state(stateful_set)
         revisions = self._controller_revisions(action, stateful_set)
         number = next((r.revision for r in revisions if r.metadata.name == current.revision), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from agent.remediation.actuator import target_missing
 from agent.remediation.approvals import ExecutionClaim
 from agent.remediation.errors import RemediationError
 from agent.remediation.models import ActuatorResult, TargetState
@@ -39,9 +40,7 @@ class ReplayActuator:
         before = self.current_state(action)
         target = f"{action.resource()} in {action.namespace}"
         if not before.exists:
-            return ActuatorResult(ok=False, dry_run=True, before=before, status_code=404,
-                                  summary=f'{action.kind.lower()}s.apps "{action.name}" not found in namespace '
-                                          f'{action.namespace!r}')
+            return target_missing(action, dry_run=True, before=before)
         if action.action == "scale":
             if action.replicas is None or action.replicas < 0:
                 return ActuatorResult(ok=False, dry_run=True, before=before, status_code=422,
