@@ -201,9 +201,11 @@ def failing_upstream(caller: Ref, error_logs: list[dict[str, Any]], states: dict
 def missing_consumer(queue: str, consumers: list[tuple[str, str]],
                      zero_workloads: list[tuple[str, str]]) -> tuple[str, str] | None:
     """A workload at 0 replicas named like a backlogged queue and not among its consumers: the consumer that went
-    away. What the rest of the consumers cannot keep up with is its share; restore it before adding others."""
+    away. What the rest of the consumers cannot keep up with is its share; restore it before adding others. A
+    copy of an attached consumer (the same name in another namespace: another environment's) is not missing here."""
+    attached = {name for _, name in consumers}
     for ref in zero_workloads:
-        if ref not in consumers and _names(set(words(queue)), ref[1]):
+        if ref not in consumers and ref[1] not in attached and _names(set(words(queue)), ref[1]):
             return ref
     return None
 

@@ -357,9 +357,16 @@ def conversation_scope(questions: list[str], results: list[tuple[str, dict[str, 
     return EVERYTHING
 
 
+def pre_production(namespace: str) -> bool:
+    """A staging, dev or test environment's namespace, by its name's words."""
+    return any(_env(w) in {"staging", "dev", "test"} for w in words(namespace))
+
+
 def investigation_order(rows: list[dict[str, Any]], scope: Scope) -> list[str]:
     """The namespaces of a list_namespaces result in the order an SRE looks at them: the question's first, then
-    those holding workloads that need attention, then those holding workloads at all (a namespace with none logs
-    nothing a deployment wrote), then by name."""
+    production before the environments people test in (users report what production does), then those holding
+    workloads that need attention, then those holding workloads at all (a namespace with none logs nothing a
+    deployment wrote), then by name."""
     return [row["namespace"] for row in sorted(rows, key=lambda r: (
-        not scope.covers(r["namespace"]), not r.get("attention"), not r.get("deployments", 1), r["namespace"]))]
+        not scope.covers(r["namespace"]), pre_production(r["namespace"]), not r.get("attention"),
+        not r.get("deployments", 1), r["namespace"]))]

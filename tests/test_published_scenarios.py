@@ -128,7 +128,9 @@ def test_standby_consumer_at_zero() -> None:
     sources = replay_sources("standby-consumer-at-zero")
     standby = deployment(sources, "place-indexer-standby", "geo")
     assert (standby["desired"], standby["available"]) == (0, 0)
-    assert standby["last_scaled"]["at"] == "2026-03-05T12:58:00Z"
+    # the policy's own event on the Deployment, two seconds after the controller's, is the latest scaling
+    assert standby["last_scaled"]["at"] == "2026-03-05T12:58:02Z"
+    assert "FINOPS-212" in standby["last_scaled"]["message"]
     assert "FINOPS-212" in standby["annotations"]["kubernetes.io/change-cause"]
     assert "standby" in standby["annotations"]["consumers.maps.example/role"]
     policy = call(sources, "list_events", namespace="geo", involved_object="Deployment/place-indexer-standby")

@@ -17,7 +17,7 @@ from agent.findings import (
     workload_logs_query,
 )
 from agent.guided.steps import _taken
-from agent.scope import EVERYTHING, Scope, investigation_order
+from agent.scope import EVERYTHING, Scope, investigation_order, pre_production
 from agent.signals import (
     CORE_SIGNALS,
     Observation,
@@ -107,6 +107,11 @@ def _broker_in_trouble(observations: list[Observation]) -> bool:
     return bool(alarms) or (bool(queue_calls) and not any(o.ok for o in queue_calls))
 
 
+def _broker_answered(observations: list[Observation]) -> bool:
+    """The broker listed its queues: when it lists none, nothing publishes to it and no log says otherwise."""
+    return any(o.ok and o.tool == "get_queue_stats" and "queues" in o.data for o in observations)
+
+
 def _done(tool: str, args: dict[str, Any], observations: list[Observation]) -> bool:
     return any(o.tool == tool and all(o.args.get(k) == v for k, v in args.items()) for o in observations)
 
@@ -146,7 +151,7 @@ def suspects(observations: list[Observation], scope: Scope = EVERYTHING) -> list
     """Deployments worth a closer look, most telling first: below desired, consuming a queue that is not keeping
     up, named by callers' errors, or logging errors."""
     inventory = Inventory.of(observations, scope)
-    found: list[str] = list(inventory.flagged)
+    found: list[str] = [ref for ref in inventory.flagged if not pre_production(ref.split("/", 1)[0])]
     for obs in observations:
         if not obs.ok:
             continue
@@ -165,6 +170,8 @@ def suspects(observations: list[Observation], scope: Scope = EVERYTHING) -> list
                 ref = f"{scoped.group(1)}/{service}"
                 if ref in inventory.deployments:
                     _add(found, ref)
+    for ref in inventory.flagged:  # a test environment below desired: after what production shows
+        _add(found, ref)
     return found
 
 
@@ -180,10 +187,11 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
     every queue holding messages or lacking consumers, and the detail of the suspect deployments."""
     inventory = Inventory.of(observations, scope)
     leads: list[tuple[str, dict[str, Any]]] = []
+    rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
+    queries = (ERROR_QUERY, PRODUCER_QUERY) if rows or not _broker_answered(observations) else (ERROR_QUERY,)
     for namespace in inventory.namespaces[:2]:
         leads += [("search_logs", {"query": query.format(namespace=namespace), "start": "now-15m"})
-                  for query in (ERROR_QUERY, PRODUCER_QUERY)]
-    rows = sorted(_queue_rows(observations), key=lambda r: (-(r.get("messages") or 0), r["queue"]))
+                  for query in queries]
     leads += [("get_queue_stats", _queue_args(r, rows)) for r in rows
               if r.get("messages") or not r.get("consumers")][:2]
     from agent.validator import known_deployments  # the validator owns what a deployment's state is

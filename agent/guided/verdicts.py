@@ -312,11 +312,11 @@ def _facts(choice: dict[str, Any], observations: list[Observation]) -> list[str]
     return [f"{o.call_id}: {_clip(o.summary.split('; consumed by')[0], 140)}" for o in ordered[:3]]
 
 
-def _summary(choice: dict[str, Any], facts: list[str]) -> str:
+def _summary(choice: dict[str, Any], facts: list[str], kind: str = "Deployment") -> str:
     """Written by code from the choice and what the cited calls returned, so every sentence is backed."""
     status = choice.get("status", "inconclusive")
     if status == "incident":
-        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ').capitalize()} at Deployment " \
+        head = f"{str(choice.get('category', 'unknown')).replace('_', ' ').capitalize()} at {kind} " \
                f"{choice.get('component')}"
     elif status == "healthy":
         head = "No incident: work is flowing"
@@ -367,13 +367,16 @@ def expand_verdict(choice: dict[str, Any], observations: list[Observation]) -> d
             _concerns(o, names) or _shows_errors(o) or o.tool == "get_queue_stats")]  # the queues: where work flows
     evidence = [item for obs in [*cited, *related] for item in _evidence_for(obs)]
     facts = _facts(choice, [*cited, *related])
-    summary = _summary(choice, facts)
+    from agent.validator import workload_kinds
+
+    kind = workload_kinds(observations).get(f"{namespace}/{name}", "Deployment")
+    summary = _summary(choice, facts, kind)
     draft: dict[str, Any] = {"status": status, "summary": summary,
                              "confidence": choice.get("confidence", 0.5), "evidence": evidence}
     if status == "incident" and name:
         draft["root_cause"] = {"category": choice.get("category", "unknown"),
                                "explanation": "; ".join(facts) or summary,
-                               "component": {"kind": "Deployment", "namespace": namespace, "name": name}}
+                               "component": {"kind": kind, "namespace": namespace, "name": name}}
         action = choice.get("remediation", "none")
         if action != "none":
             draft["remediation"] = {"action": action, "namespace": namespace, "name": name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -168,7 +169,7 @@ def get_deployment(
     now = sources.clock()
     pods = sources.cluster.list_pods(namespace, info.selector)[:MAX_PODS]
     events = [e for e in sources.cluster.list_events(namespace, now - RECENT_EVENTS) if _owned(e, name)]
-    scaling = [e for e in events if e.reason in SCALE_REASONS]
+    scaling = [e for e in events if _scaling(e, info.kind, name)]
     last_scaled = ScaleChange(at=iso(scaling[-1].last_seen) or "", message=scaling[-1].message) if scaling else None
     return DeploymentDetail(
         summary=_detail_summary(info, pods, last_scaled), kind=info.kind,
@@ -182,6 +183,15 @@ def get_deployment(
 
 SCALE_REASONS = ("ScalingReplicaSet", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
                  "SuccessfulRescale")
+RESIZE = re.compile(r"\bscal(?:e|ed|ing)\b.*\b(?:to|from) \d+\b", re.IGNORECASE)
+
+
+def _scaling(event: KubeEvent, kind: str, name: str) -> bool:
+    """A change of the workload's replica count: the controllers' and autoscalers' reasons, or any other tool's
+    event on the workload itself that says it scaled it (a downscaler, an operator, a chaos tool)."""
+    if event.reason in SCALE_REASONS:
+        return True
+    return event.kind == kind and event.name == name and bool(RESIZE.search(event.message))
 
 
 class EventList(BaseModel):

@@ -1,0 +1,65 @@
+"""What an on-call engineer knows before reading any result: where users' complaints live, which zero is missing
+from a queue, what counts as a scaling, and which logs are worth reading."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agent.findings import missing_consumer
+from agent.guided.inventory import PRODUCER_QUERY, lead_calls
+from agent.scope import EVERYTHING, investigation_order, pre_production
+from agent.signals import Observation
+from tools.kubernetes.protocol import KubeEvent
+from tools.kubernetes.tools import _scaling
+
+AT = datetime(2026, 1, 16, 18, 1, tzinfo=UTC)
+
+
+def event(reason: str, message: str, kind: str = "StatefulSet", name: str = "store") -> KubeEvent:
+    return KubeEvent(namespace="data", reason=reason, message=message, kind=kind, name=name, first_seen=AT,
+                     last_seen=AT)
+
+
+def test_any_tool_that_scales_the_workload_itself_is_a_scaling() -> None:
+    assert _scaling(event("ScaleDown", "Scaling down StatefulSet data/store from 3 to 0 replicas"),
+                    "StatefulSet", "store")
+    assert _scaling(event("ScalingReplicaSet", "Scaled up replica set store-7d to 2", kind="Deployment"),
+                    "StatefulSet", "store"), "the controllers' reasons count whoever the object is"
+    assert not _scaling(event("Killing", "Stopping container store", kind="Pod", name="store-2"),
+                        "StatefulSet", "store")
+    assert not _scaling(event("ConfigReloaded", "reloaded config from 3 files"), "StatefulSet", "store")
+    assert not _scaling(event("ScaleDown", "Scaling down from 3 to 0", name="other"), "StatefulSet", "store")
+
+
+def test_a_copy_of_an_attached_consumer_in_another_namespace_is_not_the_missing_one() -> None:
+    attached = [("seq-pipeline", "bwa-aligner")]
+    assert missing_consumer("seq/align/requests", attached, [("seq-pipeline-dev", "bwa-aligner")]) is None
+    assert missing_consumer("transcode.jobs", [("media", "transcoder-spot")], [("media", "transcoder")]) == (
+        "media", "transcoder")
+
+
+def test_production_is_looked_at_before_the_environments_people_test_in() -> None:
+    rows = [{"namespace": "rider-eu-staging", "attention": ["session-store (0/0)"], "deployments": 2},
+            {"namespace": "rider-eu", "attention": [], "deployments": 3},
+            {"namespace": "platform-data", "attention": ["session-store (0/0)"], "deployments": 1}]
+    assert investigation_order(rows, EVERYTHING) == ["platform-data", "rider-eu", "rider-eu-staging"]
+    assert pre_production("payments-uat") and pre_production("team-x--dev")
+    assert not pre_production("payments-live") and not pre_production("eu1-core")
+
+
+def inventory(queues: dict[str, object]) -> list[Observation]:
+    namespaces = {"namespaces": [{"namespace": "rides", "attention": [], "deployments": 2}]}
+    table = {"namespace": "rides", "deployments": [], "attention": []}
+    return [Observation("call_1", "list_namespaces", {}, True, namespaces),
+            Observation("call_2", "get_queue_stats", {}, queues.get("ok", True) is True, queues),
+            Observation("call_3", "get_deployment", {"namespace": "rides"}, True, table)]
+
+
+def test_publishing_logs_are_read_only_where_a_broker_holds_queues() -> None:
+    producer_search = {"query": PRODUCER_QUERY.format(namespace="rides"), "start": "now-15m"}
+    assert ("search_logs", producer_search) not in lead_calls(inventory({"queues": []}))
+    with_queue = {"queues": [{"queue": "rides.events", "vhost": "/", "messages": 0, "consumers": 1}]}
+    assert ("search_logs", producer_search) in lead_calls(inventory(with_queue))
+    broker_down = {"ok": False, "error": "unavailable", "message": "connection refused"}
+    assert ("search_logs", producer_search) in lead_calls(inventory(broker_down)), \
+        "a broker that cannot be read may still be what the producers log about"
