@@ -236,6 +236,10 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
             "consumer_crashlooping" if consumes_queue else "config_change" if rolled_out else "dependency_unavailable")
         return Failure(category, "rollback" if rolled_out else "none",
                        f"pods crash-loop (last terminated: {', '.join(sorted(t for t in terminated if t)) or '?'})")
+    if unschedulable := unschedulable_reason(detail):  # asks for more than any node has free
+        if rolled_out:
+            return Failure("config_change", "rollback", f"its new pods cannot be scheduled: {unschedulable}")
+        return Failure("resource_exhaustion", "none", f"its pods cannot be scheduled: {unschedulable}")
     if unready:
         return Failure("config_change" if rolled_out else "dependency_unavailable",
                        "rollback" if rolled_out else "none", f"{len(unready)} pod(s) run but fail readiness")
@@ -248,6 +252,16 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
         return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "none",
                        "replicas unavailable")
     return None
+
+
+def unschedulable_reason(detail: dict[str, Any]) -> str | None:
+    """The scheduler's latest word on why pods of a workload missing replicas stay Pending (FailedScheduling)."""
+    if (detail.get("available") or 0) >= (detail.get("desired") or 0):
+        return None
+    if not any(p.get("phase") == "Pending" for p in detail.get("pods") or []):
+        return None
+    failed = [e for e in detail.get("events") or [] if e.get("reason") == "FailedScheduling"]
+    return str(failed[-1].get("message", ""))[:160] if failed else None
 
 
 def rollout_stalled(detail: dict[str, Any]) -> bool:

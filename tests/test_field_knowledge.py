@@ -63,3 +63,37 @@ def test_publishing_logs_are_read_only_where_a_broker_holds_queues() -> None:
     broker_down = {"ok": False, "error": "unavailable", "message": "connection refused"}
     assert ("search_logs", producer_search) in lead_calls(inventory(broker_down)), \
         "a broker that cannot be read may still be what the producers log about"
+
+
+def test_pods_no_node_can_take_are_a_release_to_undo_or_a_cluster_out_of_room() -> None:
+    from agent.findings import serving_failure
+
+    pending = {"desired": 3, "available": 0, "pods": [{"name": "w-1", "phase": "Pending", "ready": False}],
+               "events": [{"reason": "FailedScheduling", "type": "Warning",
+                           "message": "0/4 nodes are available: 4 Insufficient memory."}]}
+    after_release = serving_failure({**pending, "revision": 2})
+    assert after_release is not None and (after_release.category, after_release.action) == ("config_change",
+                                                                                              "rollback")
+    assert "Insufficient memory" in after_release.why
+    no_release = serving_failure({**pending, "revision": 1})
+    assert no_release is not None and (no_release.category, no_release.action) == ("resource_exhaustion", "none")
+    starting = {**pending, "events": []}  # every rollout starts with Pending pods: that alone says nothing
+    assert serving_failure({**starting, "revision": 2}) is not None
+    assert serving_failure({**starting, "revision": 2}).category != "resource_exhaustion"  # type: ignore[union-attr]
+
+
+def test_a_growing_queue_whose_consumer_serves_no_replica_rules_out_healthy() -> None:
+    from agent.guided.verdicts import standing_trouble
+    from agent.scope import Scope
+
+    queue = {"queue": "vehicle.positions", "messages": 1161, "consumers": 0, "publish_rate": 0.88,
+             "depth_trend": {"direction": "rising"}}
+    writer = {"namespace": "fleet-live", "name": "position-writer", "desired": 3, "available": 0, "pods": []}
+    seen = [Observation("call_1", "get_queue_stats", {"queue": "vehicle.positions"}, True, queue),
+            Observation("call_2", "get_deployment", {"namespace": "fleet-live", "name": "position-writer"}, True,
+                        writer)]
+    about_the_gateway = Scope(namespaces=frozenset({"fleet-live"}), everything=False)
+    assert standing_trouble(seen, about_the_gateway) == ["vehicle.positions: no consumer"]
+    flat = {**queue, "depth_trend": {"direction": "flat"}}
+    assert standing_trouble([Observation("call_1", "get_queue_stats", {}, True, flat), seen[1]],
+                            about_the_gateway) == []

@@ -197,7 +197,8 @@ def test_a_documented_pause_with_nothing_piling_up_is_not_an_incident() -> None:
     piling = Observation("c3", "get_queue_stats", {"queue": "jobs"}, True, {
         "queue": "jobs", "consumers": 0, "messages": 40, "summary": "", "depth_trend": {"direction": "rising"}})
     branches = verdict_schema([detail, piling], ["c1", "c3"])["anyOf"]
-    assert branches[1]["properties"]["component"]["enum"] == ["shop/worker"], "a pause that hurts is an incident"
+    assert branches[0]["properties"]["component"]["enum"] == ["shop/worker"], "a pause that hurts is an incident"
+    assert branches[-1]["properties"]["status"]["enum"] == ["inconclusive"], "work piling up rules out healthy"
     scaled = [{"reason": "ScalingReplicaSet", "message": "Scaled down replica set worker-1 to 0 from 1"}]
     unannounced = Observation("c1", "get_deployment", {"namespace": "shop", "name": "worker"}, True,
                               {**paused, "annotations": {}, "events": scaled})

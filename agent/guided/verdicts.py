@@ -124,7 +124,7 @@ def consistent_options(state: dict[str, Any] | None,
         return ["dependency_unavailable" if served else "consumer_crashlooping", "app_errors", "resource_exhaustion",
                 "config_change"], (["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
     if rollout_stalled(state):  # the same template again, or more of it, stalls the same way
-        return ["config_change", "consumer_unavailable", "dependency_unavailable"], (
+        return ["config_change", "consumer_unavailable", "dependency_unavailable", "resource_exhaustion"], (
             ["rollback", "none"] if rolled_out else ["none"])
     if any(f"producer_changed:{name}" in (symptoms or set()) for name in names):
         return ["config_change"], ["rollback", "none"]  # its queue went quiet when its new template took over
@@ -175,7 +175,7 @@ def _missing_consumers(observations: list[Observation]) -> list[tuple[list[tuple
 
 def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
     """Facts that rule out 'healthy' for the question's scope: a broker alarm blocking publishers, consumers
-    attached but stuck, a queue receiving work that nothing consumes while its consumer is at 0."""
+    attached but stuck, a queue receiving work that nothing consumes while its consumer is at 0 or while it grows."""
     from agent.validator import known_deployments
 
     found = [f"broker {alarm} alarm" for alarm in broker_alarms(
@@ -183,6 +183,8 @@ def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING)
     states = known_deployments(observations)
     zero = [key for key, state in states.items() if state.get("desired") == 0 and scope.covers_workload(*key)
             and not intentional_pause(state) and not autoscaled_to_rest(state)]
+    down = [key for key, state in states.items() if state.get("desired") and not state.get("available")
+            and scope.covers_workload(*key)]  # wanted but not one replica serving
     whole = scope.everything and not scope.excluded and not scope.focus
     for obs in observations:
         data = obs.data
@@ -190,7 +192,10 @@ def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING)
             continue
         if stuck_consumers(data) and any(scope.covers_workload(*r) for r in consumer_refs(data)):
             found.append(f"{data['queue']}: consumers stuck")
-        if unconsumed(data) and ((whole and zero) or missing_consumer(str(data["queue"]), [], zero)):
+        growing = (data.get("depth_trend") or {}).get("direction") == "rising"
+        queue = str(data["queue"])
+        if unconsumed(data) and ((whole and (zero or growing)) or missing_consumer(queue, [], zero)
+                                 or (growing and missing_consumer(queue, [], down))):
             found.append(f"{data['queue']}: no consumer")
     return found
 

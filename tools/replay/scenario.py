@@ -46,7 +46,8 @@ class ReplicaChange(_Strict):
     replicas: Replicas = Field(description="desired replicas from this moment")
     pod_state: PodState = Field("running", description="what the pods do once scheduled")
     reason: str | None = Field(None, description="crashloop: last termination reason (OOMKilled, Error); unready: "
-                                                 "the failing readiness probe's message")
+                                                 "the failing readiness probe's message; pending: why the scheduler "
+                                                 "cannot place the pods (its FailedScheduling message)")
     image: str | None = Field(None, description="new image from this moment (a rollout)")
     annotations: dict[str, str] = Field(default_factory=dict, description="annotations set at this moment")
 

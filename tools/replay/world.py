@@ -385,6 +385,13 @@ class World(Traffic):
                         message=f"Readiness probe failed: {pod.reason or 'HTTP probe failed with statuscode: 503'}",
                         kind="Pod", name=pod.name, source="kubelet", first_seen=pod.created + timedelta(seconds=10),
                         last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 10))))
+                if pod.state == "pending":  # the scheduler retries and re-reports while nothing fits
+                    events.append(KubeEvent(
+                        namespace=sim.namespace, type="Warning", reason="FailedScheduling",
+                        message=pod.reason or "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes "
+                                              "are available: 3 No preemption victims found for incoming pod.",
+                        kind="Pod", name=pod.name, source="default-scheduler", first_seen=pod.created,
+                        last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 300))))
                 if pod.state == "imagepull":
                     events.append(KubeEvent(
                         namespace=sim.namespace, type="Warning", reason="BackOff",
