@@ -343,6 +343,12 @@ def desired_history_query(namespace: str, name: str, kind: str = "Deployment") -
     return f"max:kubernetes_state.{family}.replicas_desired{{kube_namespace:{namespace},{tag}:{name}}}"
 
 
+def workload_errors_query(namespace: str, name: str, kind: str = "Deployment") -> str:
+    """The log query for a workload's own error and warning lines: what it says failed it, one hop further down
+    a call chain than its callers' lines."""
+    return f"{workload_logs_query(namespace, name, kind)} status:(error OR warn)"
+
+
 def workload_logs_query(namespace: str, name: str, kind: str = "Deployment") -> str:
     """The log query for a workload's own lines: by the owner tag the Datadog agent puts on its pods' logs
     (`kube_deployment`, `kube_stateful_set`), which holds whatever its `service` tag is called."""

@@ -29,6 +29,7 @@ from agent.prompts import guided_verdict_prompt, verdict_prompt
 from agent.safety import find_injections
 from agent.scope import Scope, conversation_scope
 from agent.signals import Observation, progress_note, signals_for
+from agent.sizing import ScaleBounds, within_bounds
 from agent.state import GUIDED_BUDGETS, AgentState, Budgets
 from agent.validator import fallback_verdict, validate, workload_kinds
 from agent.verdict import ToolCallRecord, Trace
@@ -64,7 +65,7 @@ def _parse_json_object(text: str | None) -> dict[str, Any]:
 
 def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: Budgets | None = None, *,
                 checkpointer: BaseCheckpointSaver[Any] | None = None, on_event: EventSink | None = None,
-                after_verdict: GraphExtension | None = None) -> Any:
+                after_verdict: GraphExtension | None = None, scale_bounds: ScaleBounds | None = None) -> Any:
     """`after_verdict` adds nodes that run once the verdict exists (e.g. the human-approved remediation step)
     and returns the name of its first node; without it the graph ends at the verdict."""
     limits = budgets or (GUIDED_BUDGETS if model.guided else Budgets())
@@ -281,6 +282,7 @@ def build_graph(model: ChatModel, toolbox: Toolbox, sources: Sources, budgets: B
                 continue
             scope = _scope(state["messages"], history)
             verdict, notes = validate(draft, history, scope, sources.missing)
+            notes += within_bounds(verdict, scale_bounds)
             verdict.answer = answer_for(_questions(state["messages"])[-1], history, scope)
             if verdict.answer is not None:
                 verdict.summary = f"{verdict.answer.text} ({verdict.summary})"

@@ -30,9 +30,11 @@ from agent.remediation.flow import (
     resume_model,
 )
 from agent.remediation.paths import data_dir
+from agent.remediation.policy import load_policy
 from agent.remediation.service import Remediator
 from agent.remediation.verify import VerificationReport
 from agent.signals import Observation
+from agent.sizing import ScaleBounds
 from agent.state import Budgets
 from agent.verdict import Verdict
 from tools.redaction import redact
@@ -56,6 +58,15 @@ def fresh_turn(mode: str) -> dict[str, Any]:
             "answer": None, "verdict": None}
 
 
+def configured_scale_bounds() -> ScaleBounds | None:
+    """The configured remediation policy's scale bounds, so a verdict proposes what may run; none when the policy
+    cannot be loaded (proposing the action reports why)."""
+    try:
+        return load_policy().scale_bounds
+    except RemediationError:
+        return None
+
+
 @dataclass
 class Investigation:
     verdict: Verdict
@@ -64,7 +75,8 @@ class Investigation:
 
 def run_investigation(question: str, model: ChatModel, sources: Sources, *, toolbox: Toolbox | None = None,
                       budgets: Budgets | None = None, on_event: EventSink | None = None) -> Investigation:
-    graph = build_graph(model, toolbox or default_toolbox(), sources, budgets, on_event=on_event)
+    graph = build_graph(model, toolbox or default_toolbox(), sources, budgets, on_event=on_event,
+                        scale_bounds=configured_scale_bounds())
     state = graph.invoke({**fresh_turn("investigate"), "messages": opening(question, sources, model.guided)},
                          {"recursion_limit": RECURSION_LIMIT})
     return Investigation(Verdict.model_validate(state["verdict"]), observations_of(state))
@@ -94,7 +106,8 @@ class ChatSession:
 
     def __post_init__(self) -> None:
         self.graph = build_graph(self.model, default_toolbox(), self.sources, self.budgets,
-                                 checkpointer=InMemorySaver(), on_event=self.on_event)
+                                 checkpointer=InMemorySaver(), on_event=self.on_event,
+                                 scale_bounds=configured_scale_bounds())
 
     def ask(self, question: str) -> ChatReply:
         first = self.turns == 0
@@ -135,7 +148,8 @@ def _remediation_graph(model: ChatModel, sources: Sources, remediator: Remediato
                        checkpointer: BaseCheckpointSaver[Any], toolbox: Toolbox | None, budgets: Budgets | None,
                        on_event: EventSink | None) -> Any:
     return build_graph(model, toolbox or default_toolbox(), sources, budgets, checkpointer=checkpointer,
-                       on_event=on_event, after_verdict=remediation_steps(remediator, sources))
+                       on_event=on_event, after_verdict=remediation_steps(remediator, sources),
+                       scale_bounds=remediator.policy.scale_bounds)
 
 
 def _thread(run_id: str) -> Any:

@@ -83,7 +83,7 @@ def test_pods_no_node_can_take_are_a_release_to_undo_or_a_cluster_out_of_room() 
 
 
 def test_a_growing_queue_whose_consumer_serves_no_replica_rules_out_healthy() -> None:
-    from agent.guided.verdicts import standing_trouble
+    from agent.guided.trouble import standing_trouble
     from agent.scope import Scope
 
     queue = {"queue": "vehicle.positions", "messages": 1161, "consumers": 0, "publish_rate": 0.88,
@@ -97,3 +97,46 @@ def test_a_growing_queue_whose_consumer_serves_no_replica_rules_out_healthy() ->
     flat = {**queue, "depth_trend": {"direction": "flat"}}
     assert standing_trouble([Observation("call_1", "get_queue_stats", {}, True, flat), seen[1]],
                             about_the_gateway) == []
+
+
+def test_a_proposed_scale_fits_the_policy_and_says_what_the_evidence_asked_for() -> None:
+    from agent.remediation.policy import DEFAULT_POLICY, load_policy
+    from agent.sizing import within_bounds
+    from agent.verdict import Verdict
+
+    def proposal(replicas: int) -> Verdict:
+        return Verdict.model_validate({
+            "status": "incident", "summary": "falling behind", "confidence": 0.8,
+            "remediation": {"action": {"action": "scale", "namespace": "team-mm--prod", "name": "mm-solver",
+                                       "replicas": replicas}, "rationale": "1 replica delivers 0.7/s"}})
+
+    bounds = load_policy(DEFAULT_POLICY).scale_bounds
+    wide = proposal(6)
+    assert within_bounds(wide, bounds) == ["scale sized 6 → 5: the policy's bounds for team-mm--prod/mm-solver"]
+    assert wide.remediation is not None and wide.remediation.action.replicas == 5
+    assert wide.remediation.command is not None and "--replicas=5" in wide.remediation.command
+    assert "asks for 6 replicas" in wide.remediation.rationale
+    fits = proposal(3)
+    assert within_bounds(fits, bounds) == [] and fits.remediation is not None
+    assert fits.remediation.action.replicas == 3
+    assert bounds("kube-system", "coredns") is None, "a rule that allows no scaling bounds nothing"
+
+
+def test_a_callers_errors_lead_through_a_working_middle_hop_to_what_is_down() -> None:
+    from agent.findings import failing_upstream
+
+    bff, legality, store = ("crew", "roster-bff"), ("crew", "legality-svc"), ("crew", "pairing-cache")
+    crashing = {"desired": 3, "available": 0, "revision": 2,
+                "pods": [{"name": "pairing-cache-1", "phase": "Running", "ready": False,
+                          "waiting_reason": "CrashLoopBackOff"}]}
+    states = {bff: {"desired": 3, "available": 3, "pods": []}, legality: {"desired": 2, "available": 2, "pods": []},
+              store: crashing}
+    aliases = {("crew", "roster-web"): "roster-bff", ("crew", "ftl-legality"): "legality-svc",
+               ("crew", "pairing-store"): "pairing-cache"}
+    namespace_errors = {"samples": [{"service": "roster-web", "status": "error",
+                                     "message": "publish 502: legality-svc.crew.svc:8080 returned 500"}]}
+    own_errors = {"samples": [{"service": "ftl-legality", "status": "error",
+                               "message": "check failed: dial tcp pairing-store.crew.svc:6379: connection refused"}]}
+    assert failing_upstream(legality, [namespace_errors], states, aliases=aliases) is None, \
+        "the namespace's newest errors say nothing of what failed the middle hop"
+    assert failing_upstream(legality, [namespace_errors, own_errors], states, aliases=aliases) == store

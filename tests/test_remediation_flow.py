@@ -23,7 +23,7 @@ from agent.remediation.errors import (
 )
 from agent.remediation.flow import CHECKPOINTER_ENV, RunRecord, RunRegistry, open_sources, resume_model
 from agent.remediation.paths import DATA_ENV
-from agent.remediation.policy import POLICY_ENV
+from agent.remediation.policy import POLICY_ENV, parse_policy
 from agent.remediation.replay_actuator import world_of
 from agent.remediation.service import Remediator
 from agent.run import (
@@ -161,17 +161,30 @@ def scripted(remediation: dict[str, Any], **overrides: Any) -> ScriptedModel:
 
 
 def test_a_policy_refusal_ends_the_run_cleanly_with_the_rule(tmp_path: Path) -> None:
-    started = Started(tmp_path, model=scripted({"action": "scale", "namespace": NS, "name": "queue-master",
-                                                "replicas": 9}))
+    scale_only = parse_policy({"rules": [{"name": "scale-only", "namespaces": ["*"], "deployments": ["*"],
+                                          "allow": {"scale": {"min_replicas": 1, "max_replicas": 5}}}]}, "team.yaml")
+    started = Started(tmp_path, model=scripted({"action": "rollout_restart", "namespace": NS,
+                                                "name": "queue-master"}), policy=scale_only)
     assert started.result.status == "refused" and started.result.request is None
     assert started.result.remediation["reason"] == (
-        "kubectl -n sock-shop scale deployment/queue-master --replicas=9 refused rule 'workloads' (namespaces *) in "
-        f"{Path('agent/remediation/default-policy.yaml').resolve()} (rules[1]): scale to 9 replicas is outside the "
-        "allowed 1..5 for Deployment sock-shop/queue-master")
+        "kubectl -n sock-shop rollout restart deployment/queue-master refused rule 'scale-only' (namespaces *) in "
+        "team.yaml (rules[0]): rollout_restart is not allowed for Deployment sock-shop/queue-master; this rule "
+        "allows scale")
     [refused] = started.desk.history(run_id=started.run.run_id)
     assert (refused.event, refused.approval_id) == ("refused", None)
-    assert refused.outcome.startswith("proposal refused: refused by rule 'workloads'")
+    assert refused.outcome.startswith("proposal refused: refused by rule 'scale-only'")
     assert started.desk.store.list() == [] and started.replicas() == 0
+
+
+def test_a_scale_beyond_the_policy_is_proposed_at_its_bound_and_says_so(tmp_path: Path) -> None:
+    started = Started(tmp_path, model=scripted({"action": "scale", "namespace": NS, "name": "queue-master",
+                                                "replicas": 9}))
+    assert started.result.status == "pending" and started.result.request is not None
+    assert started.result.request["command"] == "kubectl -n sock-shop scale deployment/queue-master --replicas=5"
+    verdict = started.result.verdict
+    assert verdict is not None and verdict.remediation is not None and verdict.trace is not None
+    assert "asks for 9 replicas" in verdict.remediation.rationale
+    assert "scale sized 9 → 5: the policy's bounds for sock-shop/queue-master" in verdict.trace.validation
 
 
 def test_injected_log_text_cannot_change_the_action_or_its_target(tmp_path: Path) -> None:

@@ -111,6 +111,10 @@ class PlaybookPolicy:
             wanted = [ref for ref in Diagnosis(seen).candidates() if not scope.covers_workload(*ref)][:2]
             calls += [self._call("get_deployment", namespace=ns, name=n) for ns, n in wanted
                       if not seen.find("get_deployment", namespace=ns, name=n)]
+        for namespace, name in diagnosis.error_services()[:3]:  # what failed them, one hop down their calls
+            query = diagnosis.errors_query(namespace, name)
+            if not seen.find("search_logs", query=query):
+                calls.append(self._call("search_logs", query=query, start=SILENT_WINDOW))
         for namespace, name, _ in diagnosis.failing_dependencies()[:3]:
             query = diagnosis.logs_query(namespace, name)
             if not seen.find("search_logs", query=query):

@@ -19,6 +19,7 @@ from agent.findings import (
     stuck_consumers,
     unconsumed,
     workload_aliases,
+    workload_errors_query,
     workload_logs_query,
 )
 from agent.llm.conversation import Seen
@@ -221,6 +222,8 @@ class Reading:
         states = {(ns, n): found[1] if (found := self.detail(ns, n)) else self.table_row(ns, n) or {}
                   for ns, n in self.workloads()}
         logs = [found[1] for status in ("error", "warn") if (found := self.namespace_logs(namespace, status))]
+        if own_errors := self.seen.find("search_logs", query=self.errors_query(namespace, name)):
+            logs.append(own_errors[1])
         own = {ref: found[1] for ref in states if (found := self.logs_of(*ref))}
         return failing_upstream((namespace, name), logs, states, own, self.aliases())
 
@@ -289,6 +292,9 @@ class Reading:
 
     def logs_query(self, namespace: str, name: str) -> str:
         return workload_logs_query(namespace, name, self.kind_of(namespace, name))
+
+    def errors_query(self, namespace: str, name: str) -> str:
+        return workload_errors_query(namespace, name, self.kind_of(namespace, name))
 
     def kind_of(self, namespace: str, name: str) -> str:
         found = self.detail(namespace, name)

@@ -14,6 +14,7 @@ from agent.findings import (
     desired_history_query,
     stuck_consumers,
     workload_aliases,
+    workload_errors_query,
     workload_logs_query,
 )
 from agent.guided.steps import _taken
@@ -26,6 +27,7 @@ from agent.signals import (
 )
 
 ERROR_QUERY = "kube_namespace:{namespace} status:(error OR warn)"
+CALLERS_ERRORS = re.compile(r"kube_namespace:(\S+) (?:kube_\w+:\S+ )?status:")  # a namespace's, or one workload's
 PRODUCER_QUERY = "kube_namespace:{namespace} (queue OR publish* OR enqueue*)"
 MAX_SUSPECTS = 3
 LONG_HISTORY = "now-24h"
@@ -224,6 +226,8 @@ def lead_calls(observations: list[Observation], scope: Scope = EVERYTHING) -> li
         kind = state.get("kind", "Deployment")
         leads.append(("get_deployment", {"namespace": namespace, "name": name}))
         leads.append(("search_logs", {"query": workload_logs_query(namespace, name, kind), "start": "now-5m"}))
+        if state.get("available"):  # it answers: what do its own errors say failed it, one hop further down?
+            leads.append(("search_logs", {"query": workload_errors_query(namespace, name, kind), "start": "now-15m"}))
         if state.get("desired") == 0:  # sized from its replica history
             leads.append(("get_metric", {"query": desired_history_query(namespace, name, kind), "start": "now-24h"}))
     return [(tool, args) for tool, args in leads if not _done(tool, args, observations)]
@@ -262,7 +266,7 @@ def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHIN
     known = Inventory.of(observations).namespaces
     found: list[str] = []
     for obs in observations:
-        scoped = re.match(r"kube_namespace:(\S+) status:", str(obs.args.get("query", "")))
+        scoped = CALLERS_ERRORS.match(str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
             refs = [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in inventory.deployments]
             aliases = workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"

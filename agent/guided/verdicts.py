@@ -25,12 +25,13 @@ from agent.findings import (
     revision,
     rollout_stalled,
     serving_failure,
-    stuck_consumers,
-    unconsumed,
+    workload_aliases,
+    workload_errors_query,
     workload_logs_query,
 )
 from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
 from agent.guided.steps import _enum
+from agent.guided.trouble import standing_trouble
 from agent.producers import rolled_out_at, stopped_producer, went_to_zero_at
 from agent.scope import EVERYTHING, Scope
 from agent.signals import (
@@ -150,7 +151,12 @@ def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> tuple[
     states = known_deployments(observations)
     own = {known: o.data for o in observations for known in states if o.ok and o.tool == "search_logs"
            and o.args.get("query") == workload_logs_query(*known, states[known].get("kind", "Deployment"))}
-    return failing_upstream(ref, _namespace_errors(observations, ref[0]), states, own)
+    errors_query = workload_errors_query(*ref, (states.get(ref) or {}).get("kind", "Deployment"))
+    own_errors = [o.data for o in observations if o.ok and o.tool == "search_logs"
+                  and o.args.get("query") == errors_query]
+    aliases = workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"
+                               and "deployments" in o.data)
+    return failing_upstream(ref, [*_namespace_errors(observations, ref[0]), *own_errors], states, own, aliases)
 
 
 def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
@@ -170,33 +176,6 @@ def _missing_consumers(observations: list[Observation]) -> list[tuple[list[tuple
             gone = missing_consumer(str(obs.data["queue"]), consumers, zero) if consumers else None
             if gone:
                 found.append((consumers, gone))
-    return found
-
-
-def standing_trouble(observations: list[Observation], scope: Scope = EVERYTHING) -> list[str]:
-    """Facts that rule out 'healthy' for the question's scope: a broker alarm blocking publishers, consumers
-    attached but stuck, a queue receiving work that nothing consumes while its consumer is at 0 or while it grows."""
-    from agent.validator import known_deployments
-
-    found = [f"broker {alarm} alarm" for alarm in broker_alarms(
-        [o.data for o in observations if o.ok and o.tool == "get_queue_stats"])]
-    states = known_deployments(observations)
-    zero = [key for key, state in states.items() if state.get("desired") == 0 and scope.covers_workload(*key)
-            and not intentional_pause(state) and not autoscaled_to_rest(state)]
-    down = [key for key, state in states.items() if state.get("desired") and not state.get("available")
-            and scope.covers_workload(*key)]  # wanted but not one replica serving
-    whole = scope.everything and not scope.excluded and not scope.focus
-    for obs in observations:
-        data = obs.data
-        if not (obs.ok and obs.tool == "get_queue_stats" and "queue" in data):
-            continue
-        if stuck_consumers(data) and any(scope.covers_workload(*r) for r in consumer_refs(data)):
-            found.append(f"{data['queue']}: consumers stuck")
-        growing = (data.get("depth_trend") or {}).get("direction") == "rising"
-        queue = str(data["queue"])
-        if unconsumed(data) and ((whole and (zero or growing)) or missing_consumer(queue, [], zero)
-                                 or (growing and missing_consumer(queue, [], down))):
-            found.append(f"{data['queue']}: no consumer")
     return found
 
 

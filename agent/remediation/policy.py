@@ -196,6 +196,13 @@ class Policy(_Strict):
         return PolicyDecision(allowed=False, rule=f"default deny in {self.source}",
                               reason=f"no rule matches {target}; nothing outside the listed rules may run")
 
+    def scale_bounds(self, namespace: str, name: str) -> tuple[int, int] | None:
+        """The replica counts a scale of this workload may ask for, when the rule that decides for it allows
+        scaling within limits."""
+        rule = next((r for r in self.rules if r.matches(namespace, name)), None)
+        limits = rule.allow.scale if rule else None
+        return (max(1, limits.min_replicas), limits.max_replicas) if limits else None
+
     def approvers_for(self, action: Action) -> list[str]:
         """Who may approve `action`: the matching rule's approvers, else the policy-wide list (empty: anyone)."""
         rule = next((r for r in self.rules if r.matches(action.namespace, action.name)), None)

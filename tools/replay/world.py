@@ -388,8 +388,7 @@ class World(Traffic):
                 if pod.state == "pending":  # the scheduler retries and re-reports while nothing fits
                     events.append(KubeEvent(
                         namespace=sim.namespace, type="Warning", reason="FailedScheduling",
-                        message=pod.reason or "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes "
-                                              "are available: 3 No preemption victims found for incoming pod.",
+                        message=pod.reason or "0/3 nodes are available: 3 Insufficient cpu.",
                         kind="Pod", name=pod.name, source="default-scheduler", first_seen=pod.created,
                         last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 300))))
                 if pod.state == "imagepull":
