@@ -140,3 +140,15 @@ def test_a_callers_errors_lead_through_a_working_middle_hop_to_what_is_down() ->
     assert failing_upstream(legality, [namespace_errors], states, aliases=aliases) is None, \
         "the namespace's newest errors say nothing of what failed the middle hop"
     assert failing_upstream(legality, [namespace_errors, own_errors], states, aliases=aliases) == store
+
+
+def test_the_small_model_is_offered_what_unschedulable_pods_can_mean() -> None:
+    from agent.guided.verdicts import consistent_options
+
+    pending = {"namespace": "fleet", "name": "writer", "desired": 3, "available": 0, "images": ["w:2"],
+               "pods": [{"name": "writer-1", "phase": "Pending", "ready": False}],
+               "events": [{"reason": "FailedScheduling", "message": "0/4 nodes are available: 4 Insufficient memory."}],
+               "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}
+    assert consistent_options({**pending, "revision": 2}, set()) == (["config_change", "resource_exhaustion"],
+                                                                     ["rollback", "none"])
+    assert consistent_options({**pending, "revision": 1}, set()) == (["resource_exhaustion"], ["none"])

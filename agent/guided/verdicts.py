@@ -25,6 +25,7 @@ from agent.findings import (
     revision,
     rollout_stalled,
     serving_failure,
+    unschedulable_reason,
     workload_aliases,
     workload_errors_query,
     workload_logs_query,
@@ -124,6 +125,9 @@ def consistent_options(state: dict[str, Any] | None,
             f"consumes:{name}" in symptoms for name in names)  # queues were read and it consumes none: it serves
         return ["dependency_unavailable" if served else "consumer_crashlooping", "app_errors", "resource_exhaustion",
                 "config_change"], (["rollback", "none"] if rolled_out else ["rollout_restart", "none"])
+    if unschedulable_reason(state):  # no node can take its pods: what it asks for, or a cluster out of room
+        return ["config_change", "resource_exhaustion"] if rolled_out else ["resource_exhaustion"], (
+            ["rollback", "none"] if rolled_out else ["none"])
     if rollout_stalled(state):  # the same template again, or more of it, stalls the same way
         return ["config_change", "consumer_unavailable", "dependency_unavailable", "resource_exhaustion"], (
             ["rollback", "none"] if rolled_out else ["none"])
