@@ -269,12 +269,17 @@ def called_and_failing(observations: list[Observation], scope: Scope = EVERYTHIN
         scoped = CALLERS_ERRORS.match(str(obs.args.get("query", "")))
         if obs.ok and obs.tool == "search_logs" and scoped and scope.covers(scoped.group(1)):
             refs = [(ref.split("/", 1)[0], ref.split("/", 1)[1]) for ref in inventory.deployments]
-            aliases = workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"
-                                       and "deployments" in o.data)
-            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs, known, aliases):
+            for namespace, name in addressed_workloads(obs.data, scoped.group(1), refs, known,
+                                                       observed_aliases(observations)):
                 if scope.covers(namespace):
                     _add(found, f"{namespace}/{name}")
     return found
+
+
+def observed_aliases(observations: list[Observation]) -> dict[tuple[str, str], str]:
+    """(namespace, app label) -> workload name, from the deployment tables read so far."""
+    return workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"
+                            and "deployments" in o.data)
 
 
 def stuck_refs(observations: list[Observation]) -> set[tuple[str, str]]:

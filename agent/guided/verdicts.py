@@ -26,11 +26,10 @@ from agent.findings import (
     rollout_stalled,
     serving_failure,
     unschedulable_reason,
-    workload_aliases,
     workload_errors_query,
     workload_logs_query,
 )
-from agent.guided.inventory import Inventory, _backlogged, called_and_failing, stuck_refs
+from agent.guided.inventory import Inventory, _backlogged, called_and_failing, observed_aliases, stuck_refs
 from agent.guided.steps import _enum
 from agent.guided.trouble import standing_trouble
 from agent.producers import rolled_out_at, stopped_producer, went_to_zero_at
@@ -158,9 +157,8 @@ def upstream_of(ref: tuple[str, str], observations: list[Observation]) -> tuple[
     errors_query = workload_errors_query(*ref, (states.get(ref) or {}).get("kind", "Deployment"))
     own_errors = [o.data for o in observations if o.ok and o.tool == "search_logs"
                   and o.args.get("query") == errors_query]
-    aliases = workload_aliases(o.data for o in observations if o.ok and o.tool == "get_deployment"
-                               and "deployments" in o.data)
-    return failing_upstream(ref, [*_namespace_errors(observations, ref[0]), *own_errors], states, own, aliases)
+    return failing_upstream(ref, [*_namespace_errors(observations, ref[0]), *own_errors], states, own,
+                            observed_aliases(observations))
 
 
 def _replaced_consumer(ref: tuple[str, str], observations: list[Observation]) -> tuple[str, str] | None:
