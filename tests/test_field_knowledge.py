@@ -152,3 +152,52 @@ def test_the_small_model_is_offered_what_unschedulable_pods_can_mean() -> None:
     assert consistent_options({**pending, "revision": 2}, set()) == (["config_change", "resource_exhaustion"],
                                                                      ["rollback", "none"])
     assert consistent_options({**pending, "revision": 1}, set()) == (["resource_exhaustion"], ["none"])
+
+
+def test_a_workloads_events_are_its_own_and_its_generated_objects_not_a_siblings_with_a_longer_name() -> None:
+    from tools.kubernetes.tools import _owned
+
+    assert _owned(event("ScalingReplicaSet", "Scaled down", kind="Deployment", name="docket"), "docket")
+    assert _owned(event("SuccessfulCreate", "Created pod", kind="ReplicaSet", name="docket-7d9f8c6b5"), "docket")
+    assert _owned(event("Killing", "Stopping", kind="Pod", name="docket-7d9f8c6b5-x2x9z"), "docket")
+    assert _owned(event("Killing", "Stopping", kind="Pod", name="docket-2"), "docket")
+    sibling = "docket-v2"
+    assert not _owned(event("ScalingReplicaSet", "Scaled down", kind="Deployment", name=sibling), "docket")
+    assert not _owned(event("SuccessfulCreate", "Created", kind="ReplicaSet", name=f"{sibling}-7d9f8c6b5"), "docket")
+    assert not _owned(event("Killing", "Stopping", kind="Pod", name=f"{sibling}-7d9f8c6b5-x2x9z"), "docket")
+    assert not _owned(event("Killing", "Stopping", kind="Pod", name=f"{sibling}-0"), "docket")
+
+
+def test_a_pod_no_node_can_take_is_not_reported_as_assigned_to_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tools.kubernetes.tools import get_deployment
+    from tools.replay import replay_sources
+    from tools.replay.loading import load_scenario
+
+    path = tmp_path / "pending-writer" / "scenario.yaml"
+    path.parent.mkdir()
+    path.write_text("""
+id: pending-writer
+title: pods that no node can take
+question: "why is the writer not running?"
+clock: {now: "2026-03-01T10:30:00Z"}
+world:
+  start: "2026-03-01T10:00:00Z"
+  namespace: fleet
+  deployments:
+    - name: writer
+      image: registry.example/writer:2
+      replicas:
+        - {at: "2026-03-01T10:00:00Z", replicas: 2}
+        - at: "2026-03-01T10:10:00Z"
+          replicas: 2
+          image: registry.example/writer:3
+          pod_state: pending
+          reason: "0/4 nodes are available: 4 Insufficient memory."
+""")
+    detail = get_deployment(replay_sources(load_scenario(path)), "fleet", "writer")
+    pending = [p for p in detail.pods if p.phase == "Pending"]  # type: ignore[union-attr]
+    assert pending and all(p.node is None and p.ip is None for p in pending)
+    assert all(p.node for p in detail.pods if p.phase == "Running")  # type: ignore[union-attr]
+    names = {p.name for p in pending}
+    assigned = [e for e in detail.events if e.reason == "Scheduled" and e.name in names]  # type: ignore[union-attr]
+    assert assigned == [] and any(e.reason == "FailedScheduling" for e in detail.events)  # type: ignore[union-attr]

@@ -99,8 +99,22 @@ class NamespaceList(BaseModel):
     namespaces: list[NamespaceRow]
 
 
+# What a controller appends to a workload's name: a ReplicaSet's pod-template hash, a Deployment pod's hash and
+# suffix or a StatefulSet pod's ordinal, a Job's or CronJob run's suffix. A sibling named `<name>-v2` is not one.
+_GENERATED_SUFFIX = {
+    "ReplicaSet": re.compile(r"[a-z0-9]+"),
+    "Pod": re.compile(r"[a-z0-9]+(?:-[a-z0-9]{5})?"),
+    "Job": re.compile(r"[a-z0-9]+"),
+}
+
+
 def _owned(event: KubeEvent, name: str) -> bool:
-    return event.name == name or event.name.startswith(f"{name}-")
+    """The event is on the workload itself or on an object its controller generated from its name."""
+    if event.name == name:
+        return True
+    suffix = event.name.removeprefix(f"{name}-")
+    pattern = _GENERATED_SUFFIX.get(event.kind or "")
+    return suffix != event.name and pattern is not None and bool(pattern.fullmatch(suffix))
 
 
 def _scaler_phrase(scaler: AutoscalerInfo | None) -> str | None:

@@ -14,6 +14,7 @@ from tools.errors import NotFound, RateLimited, TimedOut, Unavailable, UnknownMe
 from tools.kubernetes.protocol import AutoscalerInfo, Condition, DeploymentInfo, KubeEvent, PodInfo
 from tools.rabbitmq.protocol import QueueInfo
 from tools.replay.metrics import RawSeries, derive_series
+from tools.replay.pod_events import standing_pod_events
 from tools.replay.scenario import Fault
 from tools.replay.state import DeploymentSim
 from tools.replay.world import World
@@ -244,7 +245,8 @@ class ReplayCluster:
                     name=pod.name, phase="Pending" if pod.state in ("pending", "imagepull") else "Running",
                     ready=ready, restarts=pod.restarts(now), waiting_reason=waiting,
                     last_termination_reason=pod.reason if pod.state == "crashloop" else None,
-                    started_at=pod.created, node=pod.node, ip=pod.ip, owner=sim.name,
+                    started_at=pod.created, owner=sim.name,
+                    **({} if pod.state == "pending" else {"node": pod.node, "ip": pod.ip}),
                     owner_kind=sim.spec.kind))
         return pods
 
@@ -256,7 +258,7 @@ class ReplayCluster:
 
 def _events(world: World, namespace: str, since: datetime, kind: str | None, name: str | None) -> list[KubeEvent]:
     events = [
-        e for e in [*world.events, *world.crash_events()]
+        e for e in [*world.events, *standing_pod_events(world)]
         if e.namespace == namespace and since <= e.last_seen <= world.now
         and (kind is None or e.kind.lower() == kind.lower()) and (name is None or e.name == name)
     ]

@@ -36,7 +36,6 @@ from tools.replay.state import (
     Snapshot,
     _stable_hash,
     _suffix,
-    now_ready_failing,
 )
 from tools.replay.traffic import Traffic
 
@@ -153,8 +152,9 @@ class World(Traffic):
                         f"Created pod: {name}" if owner == "ReplicaSet"
                         else f"create Pod {name} in StatefulSet {sim.name} successful", at,
                         source=f"{owner.lower()}-controller")
-            self._event(sim.namespace, "Pod", name, "Scheduled",
-                        f"Successfully assigned {sim.namespace}/{name} to {node}", at, source="default-scheduler")
+            if pod.state != "pending":  # a pod no node can take gets FailedScheduling (pod_events) instead
+                self._event(sim.namespace, "Pod", name, "Scheduled",
+                            f"Successfully assigned {sim.namespace}/{name} to {node}", at, source="default-scheduler")
             if pod.state in ("running", "crashloop", "unready"):
                 self._event(sim.namespace, "Pod", name, "Started", f"Started container {sim.name}",
                             at + timedelta(seconds=2), source="kubelet")
@@ -366,35 +366,3 @@ class World(Traffic):
     def snapshot_at(self, at: datetime) -> Snapshot:
         index = min(len(self.snapshots) - 1, max(0, int((at - self.start) / TICK)))
         return self.snapshots[index]
-
-    def crash_events(self) -> list[KubeEvent]:
-        """BackOff events of crash-looping pods, aggregated the way the API server counts them."""
-        events = []
-        for sim in self.deployments.values():
-            for pod in sim.pods:
-                restarts = pod.restarts(self.now)
-                if pod.state == "crashloop" and restarts:
-                    events.append(KubeEvent(
-                        namespace=sim.namespace, type="Warning", reason="BackOff",
-                        message=f"Back-off restarting failed container {sim.name} in pod {pod.name}",
-                        kind="Pod", name=pod.name, source="kubelet",
-                        first_seen=pod.created + timedelta(seconds=15), last_seen=self.now, count=restarts))
-                if pod.state == "unready" and now_ready_failing(pod, self.now):
-                    events.append(KubeEvent(
-                        namespace=sim.namespace, type="Warning", reason="Unhealthy",
-                        message=f"Readiness probe failed: {pod.reason or 'HTTP probe failed with statuscode: 503'}",
-                        kind="Pod", name=pod.name, source="kubelet", first_seen=pod.created + timedelta(seconds=10),
-                        last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 10))))
-                if pod.state == "pending":  # the scheduler retries and re-reports while nothing fits
-                    events.append(KubeEvent(
-                        namespace=sim.namespace, type="Warning", reason="FailedScheduling",
-                        message=pod.reason or "0/3 nodes are available: 3 Insufficient cpu.",
-                        kind="Pod", name=pod.name, source="default-scheduler", first_seen=pod.created,
-                        last_seen=self.now, count=max(1, int((self.now - pod.created).total_seconds() // 300))))
-                if pod.state == "imagepull":
-                    events.append(KubeEvent(
-                        namespace=sim.namespace, type="Warning", reason="BackOff",
-                        message=f'Back-off pulling image "{sim.revision.image}"', kind="Pod", name=pod.name,
-                        source="kubelet", first_seen=pod.created + timedelta(seconds=10), last_seen=self.now,
-                        count=max(1, int((self.now - pod.created).total_seconds() // 60))))
-        return events
