@@ -421,7 +421,8 @@ INCIDENTS = [f.name for f in FOLDERS if (s := load_scenario(f)).expect and s.exp
 
 def _not_recovered(sources: Sources, world: World, namespace: str, name: str, backlog: dict[str, int]) -> list[str]:
     """What still shows the incident, 15 simulated minutes on: the target not fully available, a queue without a
-    consumer or not draining, errors in the last 3 minutes. Empty when the world recovered."""
+    consumer or not draining, errors in the last 3 minutes, messages a hung pod holds and will never acknowledge.
+    Empty when the world recovered."""
     world.advance_to(world.now + timedelta(minutes=15))
     problems = []
     fixed = deployment(sources, name, namespace)
@@ -439,6 +440,9 @@ def _not_recovered(sources: Sources, world: World, namespace: str, name: str, ba
     errors = logs(sources, "status:error", start="now-3m")
     if errors["total"]:
         problems.append(f"errors: {errors['summary']}")
+    held = {pod: len(messages) for q in world.queues.values() for pod, messages in q.unacked.items() if messages}
+    problems += [f"pod {pod.name} is hung and still holds {held[pod.name]} unacknowledged messages"
+                 for sim in world.deployments.values() for pod in sim.pods if pod.hung and held.get(pod.name)]
     return problems
 
 
