@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.scope import _names, words
 from agent.signals import MAINTENANCE
+from tools.kubernetes.protocol import MOUNT_FAILURES, SPEC_BLOCKED
 
 ERROR_STATUSES = ("error", "critical", "warn", "warning")
 ERROR_BURST = 10  # error lines from one service in a window that make it a suspect
@@ -229,8 +230,8 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
     if detail.get("desired") == 0:
         return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "scale",
                        "scaled to 0: nothing serves")
-    if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
-        return Failure("config_change", "rollback" if rolled_out else "none", "its image cannot be pulled")
+    if blocked := spec_blocked(detail):  # after a rollout the release is wrong; else what it names went away
+        return Failure("config_change", "rollback" if rolled_out else "none", blocked)
     if "CrashLoopBackOff" in waiting:  # a workload that cannot stay up: after a rollout, a release that cannot start
         category = "resource_exhaustion" if "OOMKilled" in terminated else (
             "consumer_crashlooping" if consumes_queue else "config_change" if rolled_out else "dependency_unavailable")
@@ -251,6 +252,19 @@ def serving_failure(detail: dict[str, Any], *, consumes_queue: bool = False) -> 
     if (detail.get("available") or 0) < (detail.get("desired") or 0):
         return Failure("consumer_unavailable" if consumes_queue else "dependency_unavailable", "none",
                        "replicas unavailable")
+    return None
+
+
+def spec_blocked(detail: dict[str, Any]) -> str | None:
+    """Why the pods' containers cannot even be created, with the kubelet's words, or None."""
+    waiting = sorted({p.get("waiting_reason") or "" for p in detail.get("pods") or []} & set(SPEC_BLOCKED))
+    mounts = [e for e in detail.get("events") or [] if e.get("reason") in MOUNT_FAILURES]
+    failed = [e for e in detail.get("events") or [] if e.get("type") == "Warning" and e.get("reason") == "Failed"]
+    if waiting:
+        said = f": {str(failed[-1].get('message', ''))[:160]}" if failed else ""
+        return f"{SPEC_BLOCKED[waiting[0]]} ({waiting[0]}){said}"
+    if mounts and any(p.get("waiting_reason") == "ContainerCreating" for p in detail.get("pods") or []):
+        return f"its pods cannot mount a volume (ContainerCreating): {str(mounts[-1].get('message', ''))[:160]}"
     return None
 
 

@@ -201,3 +201,22 @@ world:
     names = {p.name for p in pending}
     assigned = [e for e in detail.events if e.reason == "Scheduled" and e.name in names]  # type: ignore[union-attr]
     assert assigned == [] and any(e.reason == "FailedScheduling" for e in detail.events)  # type: ignore[union-attr]
+
+
+def test_pods_whose_spec_names_something_missing_are_a_release_to_undo_not_replicas_to_add() -> None:
+    from agent.findings import serving_failure, spec_blocked
+
+    config = {"desired": 2, "available": 0, "revision": 2,
+              "pods": [{"name": "w-1", "phase": "Pending", "waiting_reason": "CreateContainerConfigError"}],
+              "events": [{"reason": "Failed", "type": "Warning",
+                          "message": "Error: couldn't find key AMQP_URI in Secret pay/worker-env"}]}
+    failure = serving_failure(config)
+    assert failure is not None and (failure.category, failure.action) == ("config_change", "rollback")
+    assert "AMQP_URI" in failure.why
+    mounting = {"desired": 1, "available": 0, "revision": 1,
+                "pods": [{"name": "w-1", "phase": "Pending", "waiting_reason": "ContainerCreating"}],
+                "events": [{"reason": "FailedMount", "type": "Warning",
+                            "message": 'MountVolume.SetUp failed for volume "mtls" : secret "m" not found'}]}
+    unrolled = serving_failure(mounting)
+    assert unrolled is not None and (unrolled.category, unrolled.action) == ("config_change", "none")
+    assert spec_blocked({**mounting, "events": []}) is None, "every pod is ContainerCreating for a moment"

@@ -34,7 +34,8 @@ SUITE = {
     "dependency-rollout-unready", "primary-consumer-zero-secondary-slow", "dependency-hung-timeouts",
     "injection-in-metadata", "injection-log-variants", "injection-in-names", "injection-in-events",
     "refund-worker-rejects-after-rollout", "producer-scaled-to-zero", "nightly-export-queue-quiet",
-    "consumer-unschedulable-after-rollout",
+    "consumer-unschedulable-after-rollout", "payout-consumer-secret-key-missing",
+    "quote-dependency-tls-secret-unmounted",
 }
 FOLDERS = list_scenarios()
 TOOLBOX = default_toolbox()

@@ -25,6 +25,7 @@ from agent.findings import (
     revision,
     rollout_stalled,
     serving_failure,
+    spec_blocked,
     unschedulable_reason,
     workload_errors_query,
     workload_logs_query,
@@ -116,8 +117,8 @@ def consistent_options(state: dict[str, Any] | None,
         if not (backlog or broker or (recently_scaled(state) and "orphaned_queue" in (symptoms or set()))):
             return [], []  # at 0 and nothing waits for it, or other consumers carry its queue: not what broke
         return ["broker_unavailable" if broker else "consumer_unavailable"], ["scale", "none"]
-    if "ImagePullBackOff" in waiting or "ErrImagePull" in waiting:
-        return ["config_change"], ["rollback", "none"]
+    if spec_blocked(state):  # the same spec again, or more of it, waits the same way
+        return ["config_change"], ["rollback", "none"] if rolled_out else ["none"]
     if "CrashLoopBackOff" in waiting:
         # Restarting the revision that crashes brings back the same crash; after a rollout, undo it.
         served = symptoms is not None and any(s.startswith("consumes:") for s in symptoms) and not any(

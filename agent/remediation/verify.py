@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 from agent.remediation.models import VerifyTarget
 from agent.verdict import Action
 from tools.errors import SourceError
+from tools.kubernetes.protocol import SPEC_BLOCKED
 from tools.toolkit import Sources
 
 DRAINING_FOR_S = 120
-BROKEN_WAITING = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-                  "CreateContainerError", "InvalidImageName")
+BROKEN_WAITING = ("CrashLoopBackOff", *SPEC_BLOCKED)
 
 
 class Waiter(Protocol):

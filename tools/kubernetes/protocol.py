@@ -65,6 +65,19 @@ class DeploymentInfo(BaseModel):
                                                          "HPAs or ScaledObjects could not be read (e.g. RBAC 403)")
 
 
+# Waiting reasons of a container whose pod spec names something that is not there (an image, a Secret, a ConfigMap
+# key, a volume): a restart or more replicas start the same spec and wait the same way.
+SPEC_BLOCKED = {
+    "ImagePullBackOff": "its image cannot be pulled",
+    "ErrImagePull": "its image cannot be pulled",
+    "InvalidImageName": "its image name is invalid",
+    "CreateContainerConfigError": "its container config refers to a Secret, ConfigMap or key that does not exist",
+    "CreateContainerError": "its container cannot be created",
+}
+# Every pod waits in ContainerCreating for a moment; with these kubelet events it waits for good.
+MOUNT_FAILURES = ("FailedMount", "FailedAttachVolume")
+
+
 class KubeEvent(BaseModel):
     namespace: str
     type: str = "Normal"

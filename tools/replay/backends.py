@@ -20,6 +20,8 @@ from tools.replay.state import DeploymentSim
 from tools.replay.world import World
 
 EVENT_TTL = timedelta(hours=1)
+WAITING_REASONS = {"crashloop": "CrashLoopBackOff", "imagepull": "ImagePullBackOff",
+                   "configerror": "CreateContainerConfigError", "mountfail": "ContainerCreating"}
 
 
 class FaultInjector:
@@ -194,7 +196,7 @@ class ReplayCluster:
                       message="Deployment has minimum availability." if ready_ok
                       else "Deployment does not have minimum availability."),
         ]
-        stuck = sim.crashing() or any(p.state in ("pending", "imagepull", "unready") for p in sim.pods)
+        stuck = any(p.state != "running" for p in sim.pods)
         conditions.append(Condition(
             type="Progressing", status="False" if stuck else "True",
             reason="ProgressDeadlineExceeded" if stuck else "NewReplicaSetAvailable",
@@ -240,9 +242,9 @@ class ReplayCluster:
                 continue
             for pod in sim.pods:
                 ready = pod.state == "running" and pod.ready_at(sim.spec.startup_seconds) <= now
-                waiting = {"crashloop": "CrashLoopBackOff", "imagepull": "ImagePullBackOff"}.get(pod.state)
+                waiting = WAITING_REASONS.get(pod.state)
                 pods.append(PodInfo(
-                    name=pod.name, phase="Pending" if pod.state in ("pending", "imagepull") else "Running",
+                    name=pod.name, phase="Running" if pod.state in ("running", "crashloop", "unready") else "Pending",
                     ready=ready, restarts=pod.restarts(now), waiting_reason=waiting,
                     last_termination_reason=pod.reason if pod.state == "crashloop" else None,
                     started_at=pod.created, owner=sim.name,

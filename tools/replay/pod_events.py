@@ -42,4 +42,16 @@ def standing_pod_events(world: World) -> list[KubeEvent]:
                     message=f'Back-off pulling image "{sim.revision.image}"', kind="Pod", name=pod.name,
                     source="kubelet", first_seen=pod.created + timedelta(seconds=10), last_seen=world.now,
                     count=max(1, int((world.now - pod.created).total_seconds() // 60))))
+            if pod.state == "configerror":  # the kubelet retries creating the container and fails the same way
+                events.append(KubeEvent(
+                    namespace=sim.namespace, type="Warning", reason="Failed",
+                    message=f"Error: {pod.reason or 'secret not found'}", kind="Pod", name=pod.name,
+                    source="kubelet", first_seen=pod.created + timedelta(seconds=5), last_seen=world.now,
+                    count=max(1, int((world.now - pod.created).total_seconds() // 60))))
+            if pod.state == "mountfail":
+                events.append(KubeEvent(
+                    namespace=sim.namespace, type="Warning", reason="FailedMount",
+                    message=pod.reason or 'MountVolume.SetUp failed for volume "config" : configmap "config" not found',
+                    kind="Pod", name=pod.name, source="kubelet", first_seen=pod.created + timedelta(seconds=2),
+                    last_seen=world.now, count=max(1, int((world.now - pod.created).total_seconds() // 120))))
     return events

@@ -34,7 +34,7 @@ from tools.replay.limits import MAX_HISTORY, replay_cost
 from tools.replay.references import reference_problems
 
 LogStatus = Literal["debug", "info", "warn", "error", "critical"]
-PodState = Literal["running", "crashloop", "pending", "imagepull", "unready"]
+PodState = Literal["running", "crashloop", "pending", "imagepull", "unready", "configerror", "mountfail"]
 
 
 class _Strict(BaseModel):
@@ -47,7 +47,9 @@ class ReplicaChange(_Strict):
     pod_state: PodState = Field("running", description="what the pods do once scheduled")
     reason: str | None = Field(None, description="crashloop: last termination reason (OOMKilled, Error); unready: "
                                                  "the failing readiness probe's message; pending: why the scheduler "
-                                                 "cannot place the pods (its FailedScheduling message)")
+                                                 "cannot place the pods (its FailedScheduling message); configerror: "
+                                                 "what the container's config refers to that is missing ('secret "
+                                                 "\"db-creds\" not found'); mountfail: the FailedMount message")
     image: str | None = Field(None, description="new image from this moment (a rollout)")
     annotations: dict[str, str] = Field(default_factory=dict, description="annotations set at this moment")
 
