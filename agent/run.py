@@ -20,8 +20,6 @@ from agent.remediation.approvals import ApprovalStore
 from agent.remediation.checkpoint import make_checkpointer
 from agent.remediation.errors import ApprovalStateError, RemediationError
 from agent.remediation.flow import (
-    RunRecord,
-    RunRegistry,
     check_answer,
     checkpointer_target,
     open_remediator,
@@ -31,6 +29,7 @@ from agent.remediation.flow import (
 )
 from agent.remediation.paths import data_dir
 from agent.remediation.policy import load_policy
+from agent.remediation.runs import RunRecord, RunRegistry
 from agent.remediation.service import Remediator
 from agent.remediation.verify import VerificationReport
 from agent.signals import Observation
@@ -207,7 +206,7 @@ def verify_approval(approval_id: str, *, actor: str, data: str | Path | None = N
     """Look at an executed or abandoned approval's target again, from a fresh process, and record what it shows."""
     folder = Path(data) if data is not None else data_dir()
     record = ApprovalStore(folder / "approvals.sqlite").get(approval_id)
-    run = RunRegistry(folder / "runs").get(record.run_id)
+    run = RunRegistry.in_data(folder).get(record.run_id)
     sources = open_sources(run.sources, run.context)
     return open_remediator(sources, data=folder).verify(record.id, sources, timeout_s=timeout_s,
                                                         interval_s=interval_s, actor=f"verifier (for {actor})")
@@ -219,7 +218,7 @@ def resume_approval(approval_id: str, answer: dict[str, Any], *, data: str | Pat
     replayed world or live sources, model spec) and the durable checkpointer."""
     folder = Path(data) if data is not None else data_dir()
     record = ApprovalStore(folder / "approvals.sqlite").get(approval_id)
-    run = RunRegistry(folder / "runs").get(record.run_id)
+    run = RunRegistry.in_data(folder).get(record.run_id)
     sources = open_sources(run.sources, run.context)
     remediator = open_remediator(sources, data=folder)
     target = checkpointer_target(folder)

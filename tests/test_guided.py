@@ -123,9 +123,9 @@ def test_consistent_options_follow_the_observed_state() -> None:
     assert consistent_options(after_rollout)[1] == ["rollback", "none"]
     assert consistent_options({"desired": 0, "available": 0, "images": ["rabbitmq:3.8"], "pods": []}) == (
         ["broker_unavailable"], ["scale", "none"])
-    assert consistent_options({"desired": 1, "available": 0, "images": ["w:9"],
-                               "pods": [{"waiting_reason": "ImagePullBackOff"}]}) == (["config_change"],
-                                                                                     ["rollback", "none"])
+    unpullable = {"desired": 1, "available": 0, "images": ["w:9"], "pods": [{"waiting_reason": "ImagePullBackOff"}]}
+    assert consistent_options({**unpullable, "revision": 2}) == (["config_change"], ["rollback", "none"])
+    assert consistent_options(unpullable) == (["config_change"], ["none"]), "no earlier revision to roll back to"
 
 
 def test_a_rollout_past_its_progress_deadline_is_undone_not_scaled_or_restarted() -> None:
@@ -286,17 +286,19 @@ def test_a_source_failing_every_call_does_not_keep_the_investigation_going() -> 
 
 def test_the_guided_graph_does_not_give_the_answers_away() -> None:
     """Healthy worlds whose every workload's state is explained leave only 'healthy' to choose; on incidents, a
-    picker choosing at random among what no finding contradicts finds the cause and the fix in at most 48 % (47 %
-    measured: 44/93; 41 % before callers whose errors name a failing dependency stopped being offered through their
-    app labels too), and one taking the first option passes at most 60 % of the suite (its healthy worlds and
-    one-explanation incidents; 28/47 measured, 23/46 before a dependency that cannot serve while its callers' errors
-    name it, and a growing queue nobody consumes, came to rule out 'healthy' and so to be offered first)."""
+    picker choosing at random among what no finding contradicts finds the cause and the fix in at most 50 % (48 %
+    measured: 48/99, after two incidents whose pod spec names a missing Secret, with one reading each, joined the
+    suite; 44/93 before them, 41 % before callers whose errors name a failing dependency stopped being offered
+    through their app labels too), and one taking the first option passes at most 62 % of the suite (its healthy
+    worlds and one-explanation incidents; 30/49 measured, 28/47 before those two, 23/46 before a dependency that
+    cannot serve while its callers' errors name it, and a growing queue nobody consumes, came to rule out 'healthy'
+    and so to be offered first)."""
     from evals.ablation import incident_scenarios, pass_rate
 
     incidents = incident_scenarios()
     passed, total = pass_rate("random", trials=3, scenarios=incidents)
-    assert total >= 60 and passed / total <= 0.48, (
+    assert total >= 60 and passed / total <= 0.50, (
         f"a random picker finds {passed}/{total} incidents' cause and fix: code chooses, not the model")
     passed, total = pass_rate("first", trials=1)
-    assert total >= 37 and passed / total <= 0.60, (
+    assert total >= 37 and passed / total <= 0.62, (
         f"a first-option picker passes {passed}/{total}: the narrowing decides instead of the model")

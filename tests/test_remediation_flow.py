@@ -20,11 +20,13 @@ from agent.remediation.errors import (
     ApprovalStateError,
     PolicyRefused,
     RemediationError,
+    StoreError,
 )
-from agent.remediation.flow import CHECKPOINTER_ENV, RunRecord, RunRegistry, open_sources, resume_model
+from agent.remediation.flow import CHECKPOINTER_ENV, open_sources, resume_model
 from agent.remediation.paths import DATA_ENV
 from agent.remediation.policy import POLICY_ENV, parse_policy
 from agent.remediation.replay_actuator import world_of
+from agent.remediation.runs import RunRecord, RunRegistry
 from agent.remediation.service import Remediator
 from agent.run import (
     RemediationRun,
@@ -106,7 +108,7 @@ def test_pauses_at_the_approval_with_everything_a_human_needs(tmp_path: Path) ->
                                   "approval_id": result.approval_id, "command": COMMAND, "asked": 1, "reason": None,
                                   "note": None}
     assert started.events() == ["proposed"] and started.replicas() == 0
-    assert RunRegistry(tmp_path / "runs").get(started.run.run_id) == started.run
+    assert RunRegistry.in_data(tmp_path).get(started.run.run_id) == started.run
 
 
 def test_approved_from_a_fresh_process_executes_and_verifies_with_numbers(tmp_path: Path) -> None:
@@ -298,7 +300,10 @@ def test_resuming_needs_the_run_record_and_the_paused_graph(tmp_path: Path) -> N
     (tmp_path / "checkpoints.sqlite").unlink()
     with pytest.raises(RemediationError, match=f"run {started.run.run_id} is not paused in "):
         resume_approval(started.result.approval_id or "", APPROVE, data=tmp_path)
-    (tmp_path / "runs" / f"{started.run.run_id}.json").unlink()
+    from agent.remediation.tables import runs
+
+    with RunRegistry.in_data(tmp_path).engine.begin() as conn:
+        conn.execute(runs.delete().where(runs.c.run_id == started.run.run_id))
     with pytest.raises(RemediationError, match=f"no record of run {started.run.run_id} in "):
         resume_approval(started.result.approval_id or "", APPROVE, data=tmp_path)
     assert started.replicas() == 0 and started.events() == ["proposed"]
@@ -328,14 +333,38 @@ def test_a_run_paused_in_postgres_is_resumed_elsewhere(tmp_path: Path, postgres_
 
 
 def test_the_registry_refuses_odd_run_ids(tmp_path: Path) -> None:
-    registry = RunRegistry(tmp_path)
-    for bad in ("", "../etc/passwd", "a b"):
-        with pytest.raises(RemediationError):
+    registry = RunRegistry.in_data(tmp_path)
+    for bad in ("", "../etc/passwd", "a b", "x" * 65):
+        with pytest.raises(RemediationError, match="is not a run id"):
             registry.get(bad)
-    (tmp_path / "run-x.json").write_text("{not json")
-    with pytest.raises(RemediationError, match=r"cannot read run record .*run-x.json"):
-        registry.get("run-x")
+    with pytest.raises(RemediationError, match=r"no record of run run-0123456789ab in .*approvals.sqlite"):
+        registry.get("run-0123456789ab")
     assert re.fullmatch(r"run-[0-9a-f]{12}", new_run_id())
+
+
+def test_run_records_live_in_the_approvals_database_and_old_files_are_imported_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import update
+
+    from agent.remediation.tables import runs
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    old = RunRecord(run_id="run-00000000000a", question=QUESTION, sources="incident-5", model="playbook")
+    (folder / f"{old.run_id}.json").write_text(old.model_dump_json(indent=1))
+    (folder / "run-broken.json").write_text("{not json")
+    registry = RunRegistry.in_data(tmp_path)
+    assert registry.get(old.run_id) == old
+    assert (folder / "migrated" / f"{old.run_id}.json").exists() and not (folder / f"{old.run_id}.json").exists()
+    assert (folder / "run-broken.json").exists(), "a file that cannot be read is left where it is"
+    assert "run-broken.json cannot be read" in caplog.text
+    assert RunRegistry.in_data(tmp_path).import_files(folder / "migrated") == 0, "imported once"
+    changed = old.model_copy(update={"context": "prod-eu"})
+    assert registry.save(changed) == changed and RunRegistry.in_data(tmp_path).get(old.run_id).context == "prod-eu"
+    with registry.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.run_id == old.run_id).values(record='{"run_id": 3}'))
+    with pytest.raises(StoreError, match=r"run record run-00000000000a in .* cannot be read"):
+        registry.get(old.run_id)
 
 
 def test_a_process_that_loses_the_execution_race_writes_one_line_and_no_verification(

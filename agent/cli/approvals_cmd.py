@@ -19,7 +19,7 @@ from agent.remediation.paths import data_dir
 from agent.remediation.policy import valid_person
 
 if TYPE_CHECKING:
-    from agent.remediation.flow import RunRecord
+    from agent.remediation.runs import RunRecord
     from agent.run import RemediationRun
 
 approvals_app = typer.Typer(no_args_is_help=True,
@@ -77,9 +77,9 @@ def show_command(approval_id: IdArg, as_json: JsonOpt = False) -> None:
         store = open_store()
         record = store.get(approval_id)
         try:
-            from agent.remediation.flow import RunRegistry
+            from agent.remediation.runs import RunRegistry
 
-            run: RunRecord | None = RunRegistry(data_dir() / "runs").get(record.run_id)
+            run: RunRecord | None = RunRegistry.in_data(data_dir()).get(record.run_id)
         except RemediationError:
             run = None
         history = store.audit.read(approval_id=record.id)

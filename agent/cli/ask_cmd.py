@@ -20,7 +20,7 @@ from agent.remediation.policy import valid_person
 from agent.state import GUIDED_BUDGETS, Budgets
 
 if TYPE_CHECKING:  # the graph, LangGraph and the model clients load only when a command runs
-    from agent.remediation.flow import RunRecord
+    from agent.remediation.runs import RunRecord
     from agent.run import RemediationRun
     from tools.toolkit import Sources
 
@@ -93,7 +93,8 @@ def ask(
                           timeout_s=timeout or defaults.timeout_s)
         label = chat_model.name + (" [baseline]" if chat_model.is_baseline else "")
         if remediate:
-            from agent.remediation.flow import LIVE, RunRecord, scenario_spec
+            from agent.remediation.flow import LIVE, scenario_spec
+            from agent.remediation.runs import RunRecord
             from agent.run import new_run_id
 
             person = approver_name(approver)

@@ -7,22 +7,20 @@ with an action; otherwise `propose` ends the run at once. Everything the steps l
 re-runs an interrupted node from its start on resume.
 
 A paused run survives the process: the checkpointer is durable (SQLite in the data dir, or `$SRE_AGENT_CHECKPOINTER`:
-a path or a PostgreSQL URL), the thread id is the run id, and a `RunRecord` in `<data>/runs/` keeps what is
-needed to rebuild the graph elsewhere (the sources, the model spec, the question).
+a path or a PostgreSQL URL), the thread id is the run id, and a `RunRecord` (`runs.py`, in the approvals'
+database) keeps what is needed to rebuild the graph elsewhere (the sources, the model spec, the question).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.graph import END, StateGraph
 from langgraph.types import interrupt
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from agent.graph import GraphExtension
 from agent.llm.base import ChatModel, ModelError
@@ -32,11 +30,9 @@ from agent.remediation.errors import (
     ExecutionFailed,
     PolicyRefused,
     ProposalRefused,
-    RemediationError,
-    StoreError,
     WorldChanged,
 )
-from agent.remediation.paths import data_dir, write_atomically
+from agent.remediation.paths import data_dir
 from agent.remediation.policy import valid_person
 from agent.remediation.service import DEFAULT_PROPOSER, Decision, Remediator, approval_request
 from agent.state import AgentState
@@ -196,54 +192,6 @@ def check_answer(remediator: Remediator, record: ApprovalRecord, answer: Any) ->
 
 
 # ---- what a resumed run is rebuilt from ----------------------------------------------------------------------
-
-class RunRecord(BaseModel):
-    """Enough to rebuild a remediation run's graph in another process. No secrets: URLs are redacted."""
-
-    run_id: str
-    question: str
-    sources: str = Field(description='"live", or the replayed scenario: an id or an absolute path')
-    model: str = Field(description="the model spec the run was started with, e.g. playbook or openai:gpt-4o")
-    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    started_by: str | None = Field(None, description="the approver named when the run was started")
-    checkpointer: str = Field("", description="where the paused graph is kept (redacted)")
-    context: str | None = Field(None, description="the kubeconfig context a live run read (and may write to)")
-
-
-class RunRegistry:
-    """One JSON file per run in `<data>/runs/`, written atomically."""
-
-    def __init__(self, folder: str | Path | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else data_dir() / "runs"
-
-    @classmethod
-    def beside(cls, remediator: Remediator) -> RunRegistry:
-        return cls(remediator.store.path.parent / "runs")
-
-    def _path(self, run_id: str) -> Path:
-        if not run_id or not run_id.replace("-", "").isalnum():
-            raise RemediationError(f"{run_id!r} is not a run id")
-        return self.folder / f"{run_id}.json"
-
-    def save(self, record: RunRecord) -> RunRecord:
-        path = self._path(record.run_id)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, record.model_dump_json(indent=1))
-        except OSError as exc:
-            raise StoreError(f"cannot write run record {path}: {exc.strerror or exc}") from None
-        return record
-
-    def get(self, run_id: str) -> RunRecord:
-        path = self._path(run_id)
-        try:
-            return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise RemediationError(f"no record of run {run_id} in {self.folder}",
-                                   hints=["was it started with a different SRE_AGENT_DATA?"]) from None
-        except (OSError, ValueError, ValidationError) as exc:
-            raise StoreError(f"cannot read run record {path}: {exc}") from None
-
 
 def scenario_spec(scenario: str) -> str:
     """How a run records its scenario: an existing folder or file as an absolute path, else the id as given."""

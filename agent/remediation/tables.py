@@ -76,3 +76,10 @@ investigation_keys = Table(  # one row per alert key of an investigation: what a
     Column("investigation_id", String(32), ForeignKey("investigations.id", ondelete="CASCADE"), primary_key=True),
     Index("investigation_keys_investigation", "investigation_id"),
 )
+
+runs = Table(  # agent/remediation/runs.py: what rebuilds a paused remediation run elsewhere; the record is its JSON
+    "runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", Text, nullable=False),
+    Column("record", Text, nullable=False),
+)

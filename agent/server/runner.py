@@ -121,7 +121,8 @@ class Runner:
 
     def _remediate(self, record: InvestigationRecord, model: ChatModel, sources: Sources) -> dict[str, Any]:
         from agent.remediation.checkpoint import make_checkpointer
-        from agent.remediation.flow import RunRecord, checkpointer_target, open_remediator
+        from agent.remediation.flow import checkpointer_target, open_remediator
+        from agent.remediation.runs import RunRecord
         from agent.run import new_run_id, start_remediation_run
 
         run_id = record.run_id or new_run_id()
