@@ -73,8 +73,14 @@ def _says(question_words: set[str], part: str) -> bool:
     env = _env(part)
     if env:
         return any(_env(q) == env for q in question_words)
-    return any(q == part or (len(q) >= PREFIX and len(part) >= PREFIX and q[:PREFIX] == part[:PREFIX])
+    return any(q == part or _plural(q, part) or _plural(part, q)
+               or (len(q) >= PREFIX and len(part) >= PREFIX and q[:PREFIX] == part[:PREFIX])
                for q in question_words)
+
+
+def _plural(word: str, of: str) -> bool:
+    """"carts" says `cart`, "boxes" says `box`: shorter than PREFIX, one word is the other's plural."""
+    return len(of) >= MIN_WORD - 1 and word in (f"{of}s", f"{of}es")
 
 
 @dataclass(frozen=True)

@@ -151,3 +151,11 @@ def test_a_queue_without_consumers_links_to_the_workload_at_zero_named_like_it()
     ]
     scope = scope_from_results("Invoices requested in the app never arrive. The invoice api looks busy.", results)
     assert sorted(scope.namespaces) == ["invoicing", "render"]
+
+
+def test_a_short_name_said_in_the_plural_is_named() -> None:
+    workloads = [("shop-nl", "cart-api"), ("shop-be", "cart-api")]
+    scope = scope_of("are carts working for the NL stores?", ["shop-nl", "shop-be"], workloads=workloads)
+    assert (sorted(scope.namespaces), sorted(scope.excluded)) == (["shop-nl"], ["shop-be"])
+    assert scope_of("are carts working?", ["shop-nl", "shop-be"], workloads=workloads).named == (
+        "shop-be/cart-api", "shop-nl/cart-api")
