@@ -2,26 +2,25 @@
 model spec, the checkpointer, the kubeconfig context). They live in the approvals' database (`runs`), so every
 replica of `serve` and every on-call engineer's CLI can resume and verify the same runs.
 
-Earlier versions wrote one JSON file per run in `<data>/runs/`. Those are imported on first use: each readable file
-is inserted unless its run is there already, then moved to `runs/migrated/`, kept as it was; a file that cannot be
-read is named in a warning and left where it is, never deleted.
+Earlier versions wrote one JSON file per run in `<data>/runs/`. Those are imported on first use
+(`json_import.py`: inserted unless there already, then moved to `runs/migrated/`; a file that cannot be read is
+left where it is).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agent.remediation.database import _reason, describe, engine_for, store_url
 from agent.remediation.errors import RemediationError, StoreError
+from agent.remediation.json_import import import_json_files
 from agent.remediation.paths import data_dir
 from agent.remediation.tables import runs
 
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from agent.remediation.service import Remediator
 
 log = logging.getLogger(__name__)
-MIGRATED = "migrated"
 
 
 class RunRecord(BaseModel):
@@ -98,50 +96,21 @@ class RunRegistry:
         except ValidationError as exc:
             raise StoreError(f"run record {run_id} in {self.where} cannot be read: {str(exc)[:300]}") from None
 
-    def _import(self, conn: Connection, record: RunRecord) -> bool:
-        """Insert a record unless its run is there already (an import cut short goes on where it stopped)."""
-        if conn.execute(select(runs.c.run_id).where(runs.c.run_id == _checked(record.run_id))).first():
-            return False
+    def import_record(self, record: RunRecord) -> bool:
+        """Insert a record unless its run is there already (False)."""
         try:
-            with conn.begin_nested():
+            with self.engine.begin() as conn:
+                if conn.execute(select(runs.c.run_id).where(runs.c.run_id == _checked(record.run_id))).first():
+                    return False
                 conn.execute(insert(runs).values(run_id=record.run_id, started_at=record.started_at.isoformat(),
                                                  record=record.model_dump_json()))
         except IntegrityError:  # another process imported it between the look and the insert
             return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot import run record {record.run_id} into {self.where}: {_reason(exc)}") from None
         return True
 
     def import_files(self, folder: Path) -> int:
         """Import the JSON run records in `folder`; returns how many were new to the database."""
-        try:
-            paths = sorted(path for path in folder.glob("*.json") if path.is_file())
-        except OSError as exc:
-            log.warning("cannot look for run records to import in %s: %s", folder, exc.strerror or exc)
-            return 0
-        imported = 0
-        for path in paths:
-            try:
-                record = RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
-                with self.engine.begin() as conn:
-                    imported += self._import(conn, record)
-            except (OSError, ValueError, ValidationError, RemediationError) as exc:
-                log.warning("run record %s cannot be read, so it was not imported into %s; it is left where it is "
-                            "(fix it, or move it away to silence this): %s", path, self.where, str(exc)[:200])
-                continue
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot import run record {path} into {self.where}: {_reason(exc)}") from None
-            _move_aside(path, folder / MIGRATED / path.name)
-        if imported:
-            log.info("imported %d run records from %s into %s; the files are in %s", imported, folder, self.where,
-                     folder / MIGRATED)
-        return imported
-
-
-def _move_aside(path: Path, target: Path) -> None:
-    try:
-        target.parent.mkdir(exist_ok=True)
-        os.replace(path, target)
-    except FileNotFoundError:  # another process on the same folder moved it first
-        pass
-    except OSError as exc:
-        log.warning("run record %s is imported but could not be moved to %s: %s (it is skipped as already imported "
-                    "next time)", path, target, exc.strerror or exc)
+        return import_json_files(folder, "*.json", RunRecord.model_validate, self.import_record, what="run",
+                                 where=self.where, log=log)
